@@ -1,0 +1,1 @@
+"""Reproducible experiments run by the `optiongrad` command line."""

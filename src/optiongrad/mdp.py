@@ -1,0 +1,268 @@
+"""The tabular MDP pytree, its validation, layout converters and random (Garnet) MDPs.
+
+Conventions (DESIGN.md): `P[s, a, s']` of shape `(S, A, S)` with rows summing to 1, `r[s, a]`
+of shape `(S, A)`, discount `γ ∈ [0, 1)`, initial distribution `s0` of shape `(S,)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optiongrad._checks import check_distribution_rows, check_finite, is_concrete
+from optiongrad.transitions import SparseTransitions, Transitions
+
+Array = jax.Array
+
+_FIELDS = ("transitions", "rewards", "discount", "initial")
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True, eq=False, init=False)
+class MDP:
+    """A discounted tabular MDP `⟨P, r, γ, s0⟩` as a JAX pytree.
+
+    Args:
+      transitions: `(S, A, S)` array `P[s, a, s']`, or a `SparseTransitions`.
+      rewards: `(S, A)` expected immediate reward `r[s, a]`.
+      discount: scalar `γ ∈ [0, 1)`.
+      initial: `(S,)` initial distribution `s0`; uniform when omitted.
+
+    Built from concrete arrays, every field is checked and a `ValueError` names the field and
+    the problem (shape, NaN/inf, negative or non-normalised probabilities, `γ ∉ [0, 1)`). Built
+    from tracers (inside `jax.jit`, `jax.vmap`, `jax.grad`) only shapes are checked. All float
+    fields are cast to one common floating dtype (float64 when any input is float64 and
+    `jax_enable_x64` is on).
+    """
+
+    transitions: Transitions
+    rewards: Array
+    discount: Array
+    initial: Array
+
+    def __init__(self, transitions, rewards, discount, initial=None):
+        sparse = isinstance(transitions, SparseTransitions)
+        probs = transitions.probs if sparse else transitions
+        probs, rewards, discount, initial = (
+            x if (x is None or not is_concrete(x)) else _as_float_array(x, name)
+            for x, name in (
+                (probs, "transitions"),
+                (rewards, "rewards"),
+                (discount, "discount"),
+                (initial, "initial"),
+            )
+        )
+        dtype = jnp.result_type(
+            *(x for x in (probs, rewards, discount, initial) if x is not None)
+        )
+        if not jnp.issubdtype(dtype, jnp.floating):
+            dtype = jnp.result_type(float)
+        _check_shapes(jnp.shape(probs), jnp.shape(rewards), jnp.shape(discount), sparse)
+        if initial is None:
+            initial = jnp.full((jnp.shape(rewards)[0],), 1.0 / jnp.shape(rewards)[0], dtype)
+        if jnp.shape(initial) != (jnp.shape(rewards)[0],):
+            raise ValueError(
+                f"initial: expected shape (S,) = ({jnp.shape(rewards)[0]},), "
+                f"got {jnp.shape(initial)}"
+            )
+        probs, rewards, discount, initial = (
+            jnp.asarray(x, dtype) for x in (probs, rewards, discount, initial)
+        )
+        if sparse:
+            transitions = SparseTransitions(transitions.next_states, probs)
+        else:
+            transitions = probs
+        _check_values(transitions, rewards, discount, initial)
+        for name, value in zip(_FIELDS, (transitions, rewards, discount, initial)):
+            object.__setattr__(self, name, value)
+
+    # -- convenience -------------------------------------------------------------------------
+
+    @property
+    def num_states(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def num_actions(self) -> int:
+        return self.rewards.shape[1]
+
+    @property
+    def dtype(self):
+        return self.rewards.dtype
+
+    @property
+    def is_sparse(self) -> bool:
+        return isinstance(self.transitions, SparseTransitions)
+
+    def replace(self, **changes) -> "MDP":
+        """A copy with some fields replaced (validated like the constructor)."""
+        return MDP(**{**{f: getattr(self, f) for f in _FIELDS}, **changes})
+
+    def _with(self, **changes) -> "MDP":
+        """Unchecked replacement, for internal use on fields known to be valid."""
+        fields = {**{f: getattr(self, f) for f in _FIELDS}, **changes}
+        return MDP.tree_unflatten(None, tuple(fields[f] for f in _FIELDS))
+
+    def astype(self, dtype) -> "MDP":
+        """The same MDP in another floating dtype."""
+        return MDP(
+            self.transitions.astype(dtype),
+            self.rewards.astype(dtype),
+            self.discount.astype(dtype),
+            self.initial.astype(dtype),
+        )
+
+    def tree_flatten(self):
+        return tuple(getattr(self, f) for f in _FIELDS), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        for name, value in zip(_FIELDS, children):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    def __repr__(self) -> str:
+        kind = "sparse" if self.is_sparse else "dense"
+        try:
+            return (
+                f"MDP(S={self.num_states}, A={self.num_actions}, {kind}, "
+                f"discount={self.discount}, dtype={self.dtype})"
+            )
+        except Exception:  # pragma: no cover - e.g. leaves replaced by sentinels in tree ops
+            return "MDP(...)"
+
+
+def _as_float_array(x, name: str) -> Array:
+    arr = jnp.asarray(x)
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise ValueError(f"{name}: complex values are not supported (dtype {arr.dtype})")
+    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _check_shapes(p_shape, r_shape, g_shape, sparse: bool) -> None:
+    """Shapes come from `transitions`; `rewards` and `discount` must agree with them."""
+    layout = "(S, A, B)" if sparse else "(S, A, S)"
+    if len(p_shape) != 3 or (not sparse and p_shape[0] != p_shape[2]):
+        raise ValueError(f"transitions: expected shape {layout}, got {p_shape}")
+    s, a = p_shape[:2]
+    if s < 1 or a < 1:
+        raise ValueError(f"transitions: need at least one state and one action, got {p_shape}")
+    if r_shape != (s, a):
+        raise ValueError(
+            f"rewards: expected shape (S, A) = ({s}, {a}) to match transitions {layout}, "
+            f"got {r_shape}"
+        )
+    if g_shape != ():
+        raise ValueError(f"discount: expected a scalar, got shape {g_shape}")
+
+
+def _check_values(transitions, rewards, discount, initial) -> None:
+    sparse = isinstance(transitions, SparseTransitions)
+    probs = transitions.probs if sparse else transitions
+    if is_concrete(probs):
+        check_distribution_rows(np.asarray(probs), "transitions", "(s, a)")
+    check_finite(rewards, "rewards")
+    if is_concrete(discount):
+        g = float(discount)
+        if not np.isfinite(g) or not 0.0 <= g < 1.0:
+            raise ValueError(f"discount: expected 0 <= discount < 1, got {g}")
+    if is_concrete(initial):
+        check_distribution_rows(np.asarray(initial), "initial")
+
+
+def from_action_major(transitions, rewards, discount, initial=None) -> MDP:
+    """Build an `MDP` from the `(A, S, S)` layout of pymdptoolbox, fax and others.
+
+    Args:
+      transitions: `(A, S, S)` array `P[a, s, s']`.
+      rewards: `(S,)` state rewards, `(S, A)` state-action rewards, or `(A, S, S)` transition
+        rewards `R[a, s, s']` (reduced to `r[s, a] = Σ_s' P[a, s, s'] R[a, s, s']`).
+      discount: scalar `γ ∈ [0, 1)`.
+      initial: `(S,)`; uniform when omitted.
+    """
+    p = jnp.asarray(transitions)
+    if p.ndim != 3 or p.shape[1] != p.shape[2]:
+        raise ValueError(f"transitions: expected shape (A, S, S), got {p.shape}")
+    num_actions, num_states, _ = p.shape
+    r = jnp.asarray(rewards)
+    if r.shape == (num_states,):
+        r = jnp.broadcast_to(r[:, None], (num_states, num_actions))
+    elif r.shape == (num_actions, num_states, num_states):
+        r = jnp.einsum("ast,ast->sa", p, r)
+    elif r.shape != (num_states, num_actions):
+        raise ValueError(
+            f"rewards: expected shape (S,), (S, A) or (A, S, S) with S={num_states}, "
+            f"A={num_actions}; got {r.shape}"
+        )
+    return MDP(jnp.transpose(p, (1, 0, 2)), r, discount, initial)
+
+
+def to_action_major(mdp: MDP) -> tuple[Array, Array]:
+    """`(P (A, S, S), r (S, A))` in the layout of pymdptoolbox."""
+    from optiongrad.transitions import to_dense
+
+    return jnp.transpose(to_dense(mdp.transitions), (1, 0, 2)), mdp.rewards
+
+
+def random_mdp(
+    key,
+    num_states: int,
+    num_actions: int,
+    branching: int,
+    discount: float = 0.9,
+    *,
+    dtype=None,
+    initial: Optional[str] = "uniform",
+) -> MDP:
+    """A Garnet-style random MDP (Archibald, McKinnon & Thomas 1995; Bhatnagar et al. 2009).
+
+    For each `(s, a)`, `branching` distinct next states are drawn uniformly without replacement;
+    their probabilities are the gaps between `branching − 1` uniform cut points of `[0, 1]`.
+    Rewards are standard normal `(S, A)`.
+
+    Args:
+      key: a `jax.random` key or an int seed.
+      num_states, num_actions: `S`, `A`.
+      branching: successors per state-action pair, `1 ≤ branching ≤ S`.
+      discount: `γ`.
+      dtype: floating dtype (default: JAX's default float).
+      initial: "uniform", or "random" for a Dirichlet(1) initial distribution.
+    """
+    for name, value in (("num_states", num_states), ("num_actions", num_actions),
+                        ("branching", branching)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if branching > num_states:
+        raise ValueError(f"branching: must be <= num_states={num_states}, got {branching}")
+    if initial not in ("uniform", "random"):
+        raise ValueError(f"initial: expected 'uniform' or 'random', got {initial!r}")
+    key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    k_next, k_cut, k_rew, k_init = jax.random.split(key, 4)
+    scores = jax.random.uniform(k_next, (num_states, num_actions, num_states))
+    successors = jnp.argsort(scores, axis=-1)[..., :branching]
+    cuts = jnp.sort(
+        jax.random.uniform(k_cut, (num_states, num_actions, branching - 1), dtype), axis=-1
+    )
+    edges = jnp.concatenate(
+        [jnp.zeros_like(cuts[..., :1]), cuts, jnp.ones_like(cuts[..., :1])], axis=-1
+    )
+    probs = jnp.diff(edges, axis=-1)
+    dense = jnp.einsum(
+        "sab,sabt->sat", probs, jax.nn.one_hot(successors, num_states, dtype=dtype)
+    )
+    dense = dense / dense.sum(-1, keepdims=True)
+    rewards = jax.random.normal(k_rew, (num_states, num_actions), dtype)
+    if initial == "uniform":
+        s0 = jnp.full((num_states,), 1.0 / num_states, dtype)
+    else:
+        s0 = jax.random.dirichlet(k_init, jnp.ones((num_states,), dtype))
+        s0 = s0 / s0.sum()
+    return MDP(dense, rewards, jnp.asarray(discount, dtype), s0)

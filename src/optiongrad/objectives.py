@@ -1,0 +1,92 @@
+"""Objectives that differentiate through the planner.
+
+**Intrinsic reward gradient** (seed note, first section; Singh, Lewis & Barto 2009; Sorg, Singh &
+Lewis 2010). An agent plans with a smooth planner on an *intrinsic* reward `r_θ` (possibly with a
+bounded planner: a short planning discount `γ_plan` or a fixed budget of sweeps) and acts with
+`π̂_θ = softmax(Q*_θ/τ)`. Its designer scores it by the *extrinsic* return
+
+    J(θ) = s0 · V^{π̂_θ}_r = s0 · (I − γ P_{π̂_θ})^{-1} r_{π̂_θ}.
+
+`∂J/∂θ` goes through the planner by the IFT (`optiongrad.implicit`). For tabular `r_θ = θ`,
+logsumexp and the planner's own discount (DESIGN.md, "Reference gradient"):
+
+    g_Q[s, a] = d_π̂[s] π̂[s, a] (Q^{π̂}_r[s, a] − V^{π̂}_r[s]) / τ
+    dJ/dθ     = (I − γ M)^{-ᵀ} g_Q,        M[(s, a), (s', a')] = P[s, a, s'] π̂[s', a'].
+
+**Envelope theorem** (the note's aside). The planner's *own* objective, the soft-optimal value
+`s0 · V*_θ` with `V*_θ = m_τ(Q*_θ)`, has gradient
+
+    ∂(s0 · V*_θ)/∂r_θ[s, a] = d_π̂[s] π̂[s, a]
+
+with no policy-change term (the policy is optimal for that objective). The extrinsic return
+of `π̂` is a different objective: for `r = r_θ` its gradient is this envelope term *plus* the
+policy-change term `(I − γ M)^{-ᵀ} g_Q` above.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from optiongrad.evaluation import expected_return, occupancy
+from optiongrad.mdp import MDP
+from optiongrad.planning import PlanResult, backup, soft_value_iteration
+from optiongrad.rewards import Params, RewardModel
+
+Array = jax.Array
+
+
+def planner_return(
+    theta: Params,
+    model: RewardModel,
+    mdp: MDP,
+    temperature,
+    *,
+    plan_discount=None,
+    **plan_kwargs,
+) -> tuple[Array, PlanResult]:
+    """Extrinsic return of the planner's policy for the intrinsic reward `r_θ`.
+
+    Args:
+      theta: parameters of `model`.
+      model: a `RewardModel` (`optiongrad.rewards`).
+      mdp: the extrinsic MDP; its reward and discount score the policy.
+      temperature: the planner's `τ`.
+      plan_discount: the planner's discount `γ_plan` (default: `mdp.discount`); a smaller value
+        is a bounded (myopic) planner.
+      **plan_kwargs: passed to `soft_value_iteration` (backup, tol, differentiation,
+        num_sweeps, …); `differentiation="unrolled", num_sweeps=N` is a planner with a budget of
+        N sweeps.
+
+    Returns:
+      `(J, plan)`: the scalar `s0 · V^{π̂_θ}_r` and the planner's `PlanResult` (use
+      `jax.value_and_grad(..., has_aux=True)`; check `plan.converged`).
+    """
+    discount = mdp.discount if plan_discount is None else jnp.asarray(plan_discount, mdp.dtype)
+    planning_mdp = mdp._with(rewards=model.apply(theta, mdp), discount=discount)
+    plan = soft_value_iteration(planning_mdp, temperature, **plan_kwargs)
+    return expected_return(mdp, plan.policy), plan
+
+
+def soft_optimal_return(mdp: MDP, temperature, **plan_kwargs) -> Array:
+    """The planner's own objective `s0 · m_τ(Q*)` (the soft-optimal value), differentiable."""
+    kind = plan_kwargs.get("backup", "logsumexp")
+    plan = soft_value_iteration(mdp, temperature, **plan_kwargs)
+    return jnp.dot(mdp.initial, backup(plan.q, jnp.asarray(temperature, mdp.dtype), kind))
+
+
+def envelope_gradient(mdp: MDP, temperature, **plan_kwargs) -> Array:
+    """Closed-form `∂(s0 · V*)/∂r[s, a] = d_π̂[s] π̂[s, a]`, shape `(S, A)`.
+
+    Valid for the regularised backups whose value is the optimum of the planner's objective
+    (logsumexp, mellowmax; and max where the greedy action is unique). The occupancy `d_π̂` is
+    that of the planner's policy in `mdp` itself.
+    """
+    kind = plan_kwargs.get("backup", "logsumexp")
+    if kind == "boltzmann":
+        raise ValueError(
+            "backup: the envelope theorem does not apply to 'boltzmann' (its value is not the "
+            "optimum of a regularised objective)"
+        )
+    plan = soft_value_iteration(mdp, temperature, **plan_kwargs)
+    return occupancy(mdp, plan.policy)[:, None] * plan.policy

@@ -1,0 +1,142 @@
+"""Figures on grid worlds: value heat-maps, policy arrows, learning curves.
+
+All functions draw on a matplotlib `Axes` (a new figure when `ax` is None) and return it; they
+never call `plt.show()`, so they work headless (the CLI uses the Agg backend).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from optiongrad.gridworld import ACTION_DELTAS, GridWorld  # noqa: E402
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    return ax
+
+
+def _frame(grid: GridWorld, ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlim(-0.5, grid.shape[1] - 0.5)
+    ax.set_ylim(grid.shape[0] - 0.5, -0.5)
+    ax.set_aspect("equal")
+
+
+def plot_values(
+    grid: GridWorld,
+    values,
+    ax=None,
+    *,
+    cmap: str = "viridis",
+    title: Optional[str] = None,
+    colorbar: bool = True,
+    vmin: Optional[float] = None,
+    vmax: Optional[float] = None,
+    marks: Sequence[int] = (),
+):
+    """Heat-map of `values (S,)` on the grid; walls are drawn dark grey.
+
+    Args:
+      grid: the `GridWorld`.
+      values: `(S,)` one number per state.
+      marks: states to mark with a star (e.g. goals).
+    """
+    ax = _axes(ax)
+    image = np.ma.masked_invalid(grid.values_to_image(values))
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="#404040")
+    artist = ax.imshow(image, cmap=colormap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    if colorbar:
+        ax.figure.colorbar(artist, ax=ax, fraction=0.046, pad=0.04)
+    _mark(grid, ax, marks)
+    _frame(grid, ax)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_policy(
+    grid: GridWorld,
+    policy,
+    ax=None,
+    *,
+    values=None,
+    title: Optional[str] = None,
+    color: str = "white",
+    marks: Sequence[int] = (),
+    states: Optional[Sequence[int]] = None,
+):
+    """Policy arrows: in each state the mean displacement `Σ_a π[s, a] δ_a`.
+
+    Args:
+      grid: the `GridWorld`.
+      policy: `(S, 4)` action probabilities.
+      values: optional `(S,)` heat-map drawn underneath (walls only when None).
+      states: draw arrows only in these states (default: all).
+      marks: states to mark with a star.
+    """
+    policy = np.asarray(policy, dtype=float)
+    if policy.shape != (grid.num_states, 4):
+        raise ValueError(f"policy: expected shape (S, 4) = ({grid.num_states}, 4), "
+                         f"got {policy.shape}")
+    ax = _axes(ax)
+    if values is not None:
+        plot_values(grid, values, ax, colorbar=False)
+    else:
+        walls = np.where(grid.walls, 1.0, np.nan)
+        ax.imshow(np.ma.masked_invalid(walls), cmap="Greys", vmin=0, vmax=1.2,
+                  interpolation="nearest")
+        color = "black" if color == "white" else color
+    states = np.arange(grid.num_states) if states is None else np.asarray(states, dtype=int)
+    drift = policy[states] @ ACTION_DELTAS  # (n, 2) in (row, col)
+    rows, cols = grid.cells[states, 0], grid.cells[states, 1]
+    ax.quiver(cols, rows, drift[:, 1], drift[:, 0], color=color, angles="xy",
+              scale_units="xy", scale=1.6, pivot="middle", width=0.008)
+    _mark(grid, ax, marks)
+    _frame(grid, ax)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def _mark(grid: GridWorld, ax, marks) -> None:
+    for s in marks:
+        r, c = grid.cells[int(s)]
+        ax.plot(c, r, marker="*", color="red", markersize=12, markeredgecolor="black")
+
+
+def plot_curves(
+    curves: dict,
+    ax=None,
+    *,
+    xlabel: str = "step",
+    ylabel: str = "return",
+    title: Optional[str] = None,
+    hlines: Optional[dict] = None,
+):
+    """Line plot of named curves (`{label: y}` or `{label: (x, y)}`), with optional
+    horizontal reference lines (`{label: y}`)."""
+    ax = _axes(ax)
+    for label, curve in curves.items():
+        if isinstance(curve, tuple):
+            ax.plot(*curve, label=label)
+        else:
+            ax.plot(np.asarray(curve), label=label)
+    for i, (label, y) in enumerate((hlines or {}).items()):
+        ax.axhline(y, linestyle="--", color=f"C{i + len(curves)}", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax

@@ -1,0 +1,148 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optiongrad as og
+from optiongrad.implicit import fixed_point
+
+
+def linear_problem(seed=0, n=6, gamma=0.95):
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n))
+    a = gamma * a / a.sum(1, keepdims=True)
+    b = rng.normal(size=n)
+    c = rng.normal(size=n)
+    return jnp.asarray(a), jnp.asarray(b), jnp.asarray(c)
+
+
+def affine(params, x):
+    a, b = params
+    return a @ x + b
+
+
+def test_linear_fixed_point_and_gradients_match_closed_form(maybe_jit):
+    a, b, c = linear_problem()
+    n = b.shape[0]
+    x_star = np.linalg.solve(np.eye(n) - a, b)
+
+    def loss(a, b):
+        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13).value
+
+    res = maybe_jit(lambda a, b: fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13))(a, b)
+    np.testing.assert_allclose(res.value, x_star, rtol=1e-11)
+    assert bool(res.converged) and float(res.residual) <= 1e-13
+    ga, gb = maybe_jit(jax.grad(loss, argnums=(0, 1)))(a, b)
+    u = np.linalg.solve((np.eye(n) - a).T, c)
+    np.testing.assert_allclose(gb, u, rtol=1e-10)
+    np.testing.assert_allclose(ga, np.outer(u, x_star), rtol=1e-10)
+
+
+def test_nonlinear_scalar_derivative():
+    # x = θ + γ tanh(x):  dx/dθ = 1 / (1 − γ sech²(x*))
+    gamma = 0.8
+
+    def solve(theta):
+        return fixed_point(lambda t, x: t + gamma * jnp.tanh(x), theta, jnp.zeros(()),
+                           tol=1e-14).value
+
+    theta = jnp.asarray(0.3)
+    x = solve(theta)
+    assert float(x) == pytest.approx(0.3 + gamma * np.tanh(float(x)), abs=1e-13)
+    expected = 1.0 / (1.0 - gamma / np.cosh(float(x)) ** 2)
+    assert float(jax.grad(solve)(theta)) == pytest.approx(expected, rel=1e-11)
+
+
+def test_closed_over_arrays_receive_gradients():
+    a, b, c = linear_problem(1)
+    n = b.shape[0]
+
+    def loss(b):
+        return c @ fixed_point(lambda p, x: a @ x + b, None, jnp.zeros(n), tol=1e-13).value
+
+    u = np.linalg.solve((np.eye(n) - a).T, c)
+    np.testing.assert_allclose(jax.grad(loss)(b), u, rtol=1e-10)
+    np.testing.assert_allclose(jax.jit(jax.grad(loss))(b), u, rtol=1e-10)
+
+
+def test_unrolled_is_exactly_n_sweeps_and_differentiable():
+    a, b, c = linear_problem(2)
+    n = b.shape[0]
+    res = fixed_point(affine, (a, b), jnp.zeros(n), differentiation="unrolled", num_sweeps=7)
+    x = np.zeros(n)
+    for _ in range(7):
+        x_prev, x = x, np.asarray(a) @ x + np.asarray(b)
+    np.testing.assert_allclose(res.value, x, rtol=1e-13)
+    assert int(res.iterations) == 7
+    assert float(res.residual) == pytest.approx(np.abs(x - x_prev).max())
+    # d(c·x_7)/db = Σ_{k<7} (Aᵀ)^k c
+    expected = sum(np.linalg.matrix_power(np.asarray(a).T, k) @ np.asarray(c) for k in range(7))
+    grad = jax.grad(lambda b: c @ fixed_point(affine, (a, b), jnp.zeros(n),
+                                              differentiation="unrolled", num_sweeps=7).value)(b)
+    np.testing.assert_allclose(grad, expected, rtol=1e-12)
+
+
+def test_non_convergence_is_flagged():
+    a, b, _ = linear_problem(3, gamma=0.99)
+    res = fixed_point(affine, (a, b), jnp.zeros(b.shape[0]), tol=1e-12, max_iter=5)
+    assert int(res.iterations) == 5
+    assert not bool(res.converged)
+    assert float(res.residual) > 1e-12
+
+
+def test_failed_adjoint_solve_gives_nan_gradient():
+    a, b, c = linear_problem(4, gamma=0.99)
+    n = b.shape[0]
+
+    def loss(b, cap):
+        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-12,
+                               adjoint_max_iter=cap).value
+
+    assert np.isnan(jax.grad(loss)(b, 2)).all()
+    assert np.isfinite(jax.grad(loss)(b, 100_000)).all()
+
+
+def test_warm_start_changes_neither_value_nor_gradient():
+    a, b, c = linear_problem(5)
+    n = b.shape[0]
+
+    def loss(b, init):
+        return c @ fixed_point(affine, (a, b), init, tol=1e-13).value
+
+    cold = jax.value_and_grad(loss)(b, jnp.zeros(n))
+    warm = jax.value_and_grad(loss)(b, jnp.full(n, 3.0))
+    np.testing.assert_allclose(cold[0], warm[0], rtol=1e-11)
+    np.testing.assert_allclose(cold[1], warm[1], rtol=1e-11)
+    assert float(jnp.abs(jax.grad(loss, argnums=1)(b, jnp.ones(n))).max()) == 0.0
+
+
+def test_vmap_over_parameters_keeps_per_element_iterations():
+    a, b, _ = linear_problem(6)
+    n = b.shape[0]
+    bs = jnp.stack([b, 0 * b, 10 * b])
+    res = jax.vmap(lambda bb: fixed_point(affine, (a, bb), jnp.zeros(n), tol=1e-12))(bs)
+    for i in range(3):
+        single = fixed_point(affine, (a, bs[i]), jnp.zeros(n), tol=1e-12)
+        np.testing.assert_allclose(res.value[i], single.value, rtol=1e-12)
+        assert int(res.iterations[i]) == int(single.iterations)
+    assert int(res.iterations[1]) == 1  # zero reward: converged after one sweep
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(differentiation="finite"), "differentiation"),
+    (dict(differentiation="unrolled"), "num_sweeps"),
+    (dict(differentiation="unrolled", num_sweeps=0), "num_sweeps"),
+    (dict(num_sweeps=10), "num_sweeps"),
+    (dict(max_iter=0), "max_iter"),
+    (dict(adjoint_max_iter=-3), "adjoint_max_iter"),
+    (dict(tol=-1.0), "tol"),
+])
+def test_bad_arguments(kwargs, name):
+    a, b, _ = linear_problem()
+    with pytest.raises(ValueError, match=name):
+        fixed_point(affine, (a, b), jnp.zeros(b.shape[0]), **kwargs)
+
+
+def test_result_type_is_exported():
+    a, b, _ = linear_problem()
+    assert isinstance(fixed_point(affine, (a, b), jnp.zeros(6)), og.FixedPointResult)

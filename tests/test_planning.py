@@ -1,0 +1,239 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optiongrad as og
+import reference as ref
+from conftest import tolerance
+
+BACKUPS = ["logsumexp", "mellowmax", "boltzmann", "max"]
+
+
+def make(dtype=np.float64, seed=0, s=6, a=3, gamma=0.9, sparse=False):
+    p, r, g, s0 = ref.random_mdp(np.random.default_rng(seed), s, a, gamma)
+    transitions = p.astype(dtype)
+    if sparse:
+        idx = np.broadcast_to(np.arange(s), (s, a, s))
+        transitions = og.SparseTransitions(idx, transitions)
+    return og.MDP(transitions, r.astype(dtype), g, s0.astype(dtype)), (p, r, g, s0)
+
+
+@pytest.mark.parametrize("backup", BACKUPS)
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_fixed_point_matches_numpy_reference(dtype, maybe_jit, backup, sparse):
+    mdp, (p, r, g, _) = make(dtype, sparse=sparse)
+    tau = 0.5
+    plan = maybe_jit(lambda m: og.soft_value_iteration(m, tau, backup=backup))(mdp)
+    assert bool(plan.converged)
+    assert plan.q.dtype == dtype and plan.policy.dtype == dtype
+    expected = ref.soft_value_iteration(p, r, g, tau, backup)
+    tol = tolerance(dtype, 1e-8, 2e-4)
+    np.testing.assert_allclose(plan.q, expected, rtol=tol, atol=tol)
+    np.testing.assert_allclose(plan.policy, ref.policy(expected, tau, backup), atol=tol)
+    np.testing.assert_allclose(np.asarray(plan.policy).sum(-1), 1.0, rtol=1e-5)
+    # it is a fixed point of the operator to the stated tolerance
+    residual = plan.q - (mdp.rewards + mdp.discount * og.transitions.expectation(
+        mdp.transitions, og.backup(plan.q, tau, backup)))
+    assert float(jnp.abs(residual).max()) <= 10 * float(plan.residual) + tol
+
+
+def test_max_backup_equals_policy_iteration():
+    for seed in range(3):
+        mdp, (p, r, g, _) = make(seed=seed, s=12, a=4, gamma=0.95)
+        plan = og.soft_value_iteration(mdp, 0.0, backup="max", tol=1e-12)
+        v_star, q_star, pi_star = ref.policy_iteration(p, r, g)
+        np.testing.assert_allclose(plan.q, q_star, atol=1e-10)
+        np.testing.assert_allclose(plan.policy, pi_star, atol=0)
+        np.testing.assert_allclose(og.policy_evaluation(mdp, plan.policy), v_star, atol=1e-10)
+
+
+def test_logsumexp_is_within_entropy_bound_of_optimal():
+    # 0 ≤ Q_lse − Q* ≤ γ τ log A / (1 − γ), so Q_lse → Q* as τ → 0.
+    mdp, (p, r, g, _) = make(seed=1, s=10, a=4, gamma=0.9)
+    _, q_star, _ = ref.policy_iteration(p, r, g)
+    for tau in (1.0, 0.1, 0.01):
+        gap = np.asarray(og.soft_value_iteration(mdp, tau).q) - q_star
+        assert gap.min() >= -1e-9
+        assert gap.max() <= g * tau * np.log(4) / (1 - g) + 1e-9
+
+
+def test_mellowmax_is_logsumexp_shifted_by_a_constant(dtype):
+    mdp, _ = make(dtype, seed=2)
+    tau = 0.3
+    shift = 0.9 * tau * np.log(3) / (1 - 0.9)
+    lse = og.soft_value_iteration(mdp, tau).q
+    mm = og.soft_value_iteration(mdp, tau, backup="mellowmax").q
+    np.testing.assert_allclose(mm, lse - shift, atol=tolerance(dtype, 1e-8, 1e-3))
+    np.testing.assert_allclose(og.soft_value_iteration(mdp, tau, backup="mellowmax").policy,
+                               og.soft_value_iteration(mdp, tau).policy,
+                               atol=tolerance(dtype, 1e-8, 1e-4))
+
+
+@pytest.mark.parametrize("backup", BACKUPS)
+def test_unrolled_is_exactly_num_sweeps(backup):
+    mdp, (p, r, g, _) = make(seed=3)
+    plan = og.soft_value_iteration(mdp, 0.7, backup=backup, differentiation="unrolled",
+                                   num_sweeps=5)
+    np.testing.assert_allclose(plan.q, ref.sweeps(p, r, g, 0.7, backup, 5), rtol=1e-12)
+    assert int(plan.iterations) == 5
+    assert not bool(plan.converged)
+
+
+@pytest.mark.parametrize("backup", ["logsumexp", "mellowmax", "boltzmann"])
+def test_stable_at_small_temperature_and_large_rewards(dtype, backup):
+    mdp, _ = make(dtype, seed=4)
+    big = mdp._with(rewards=mdp.rewards * 1e3)
+
+    def objective(rewards):
+        plan = og.soft_value_iteration(big._with(rewards=rewards), 1e-3, backup=backup,
+                                       max_iter=3000)
+        return og.expected_return(big, plan.policy) + jnp.sum(plan.q) * 1e-6
+
+    plan = og.soft_value_iteration(big, 1e-3, backup=backup, max_iter=3000)
+    assert np.isfinite(plan.q).all() and np.isfinite(plan.policy).all()
+    grad = jax.grad(objective)(big.rewards)
+    assert np.isfinite(grad).all()
+    if dtype == np.float64:
+        assert bool(plan.converged)
+
+
+def test_non_convergence_is_reported():
+    mdp, _ = make(seed=5, gamma=0.99)
+    plan = og.soft_value_iteration(mdp, 0.1, max_iter=7)
+    assert int(plan.iterations) == 7 and not bool(plan.converged)
+    assert float(plan.residual) > 1e-10
+
+
+def boltzmann_oscillator():
+    """A 2-state MDP on which Boltzmann value iteration falls into a period-2 cycle."""
+    p = np.array([[[0.0375, 0.9625], [0.5468, 0.4532]], [[0.9874, 0.0126], [0.0056, 0.9944]]])
+    r = np.array([[0.3654, -1.2734], [-1.6864, -2.0096]])
+    return og.MDP(p, r, 0.98), 0.3
+
+
+def test_boltzmann_non_convergence_is_detected_and_explained():
+    mdp, tau = boltzmann_oscillator()
+    plan = og.soft_value_iteration(mdp, tau, backup="boltzmann", max_iter=5000)
+    assert not bool(plan.converged)
+    assert float(plan.residual) > 0.5  # a 2-cycle, not slow convergence
+    # A fixed point exists (Newton finds it) and I − ∂_Q T is invertible there, so the IFT
+    # applies at it; but ∂_Q T is not bounded by γ as for logsumexp, and value iteration from
+    # zero is caught in a cycle instead of reaching it.
+    t = lambda q: mdp.rewards + mdp.discount * mdp.transitions @ og.backup(q, tau, "boltzmann")
+    q = plan.q
+    for _ in range(50):
+        jac = jax.jacobian(lambda x: (t(x.reshape(2, 2)) - x.reshape(2, 2)).reshape(-1))(
+            q.reshape(-1))
+        q = q - jnp.linalg.solve(jac, (t(q) - q).reshape(-1)).reshape(2, 2)
+    assert float(jnp.abs(t(q) - q).max()) < 1e-10
+    assert float(og.jacobian_spectral_radius(mdp, q, tau, "boltzmann")) > 0.98
+    assert abs(float(jnp.linalg.det(jac))) > 1e-6
+    lse = og.soft_value_iteration(mdp, tau)
+    assert bool(lse.converged)
+    assert float(og.jacobian_spectral_radius(mdp, lse.q, tau)) <= 0.98 + 1e-12
+
+
+@pytest.mark.parametrize("backup", ["logsumexp", "mellowmax", "max"])
+def test_spectral_radius_at_most_discount(backup):
+    mdp, _ = make(seed=6, gamma=0.9)
+    plan = og.soft_value_iteration(mdp, 0.2, backup=backup)
+    radius = float(og.jacobian_spectral_radius(mdp, plan.q, 0.2, backup))
+    assert radius <= 0.9 + 1e-10
+
+
+def test_vmap_over_reward_tables_equals_loop(dtype):
+    mdp, _ = make(dtype, seed=7)
+    rewards = jnp.stack([mdp.rewards, -mdp.rewards, 3 * mdp.rewards, 0 * mdp.rewards])
+    batched = jax.vmap(lambda r: og.soft_value_iteration(mdp._with(rewards=r), 0.2))(rewards)
+    assert batched.q.shape == (4, 6, 3)
+    for i in range(4):
+        single = og.soft_value_iteration(mdp._with(rewards=rewards[i]), 0.2)
+        # batched and single sweeps round differently: agree within the error budget
+        # tol / (1 − γ), and in the number of sweeps up to rounding at the stopping test
+        np.testing.assert_allclose(batched.q[i], single.q, atol=tolerance(dtype, 1e-8, 2e-4))
+        assert abs(int(batched.iterations[i]) - int(single.iterations)) <= 2
+        assert bool(batched.converged[i])
+
+
+def test_sparse_and_dense_agree_including_gradients():
+    dense, _ = make(seed=8)
+    sparse, _ = make(seed=8, sparse=True)
+
+    def objective(rewards, mdp):
+        plan = og.soft_value_iteration(mdp._with(rewards=rewards), 0.3)
+        return og.expected_return(mdp, plan.policy)
+
+    np.testing.assert_allclose(og.soft_value_iteration(sparse, 0.3).q,
+                               og.soft_value_iteration(dense, 0.3).q, rtol=1e-12)
+    np.testing.assert_allclose(jax.grad(objective)(sparse.rewards, sparse),
+                               jax.grad(objective)(dense.rewards, dense), rtol=1e-10)
+
+
+def central_difference(f, x, direction, h=1e-5):
+    return float((f(x + h * direction) - f(x - h * direction)) / (2 * h))
+
+
+def test_gradients_wrt_temperature_discount_and_transitions_match_finite_differences():
+    mdp, _ = make(seed=9)
+
+    def objective(tau, gamma, p):
+        m = mdp._with(transitions=p, discount=gamma)
+        plan = og.soft_value_iteration(m, tau, tol=1e-13)
+        return og.expected_return(mdp, plan.policy) + jnp.mean(plan.q)
+
+    tau, gamma, p = jnp.asarray(0.4), mdp.discount, mdp.transitions
+    g_tau, g_gamma, g_p = jax.grad(objective, argnums=(0, 1, 2))(tau, gamma, p)
+    assert float(g_tau) == pytest.approx(
+        central_difference(lambda t: objective(t, gamma, p), tau, 1.0), rel=1e-6)
+    assert float(g_gamma) == pytest.approx(
+        central_difference(lambda g: objective(tau, g, p), gamma, 1.0), rel=1e-6)
+    direction = jnp.asarray(np.random.default_rng(0).normal(size=p.shape))
+    assert float(jnp.sum(g_p * direction)) == pytest.approx(
+        central_difference(lambda q: objective(tau, gamma, q), p, direction), rel=1e-6)
+
+
+def test_adjoint_converges_at_gamma_099_on_a_100x100_grid():
+    grid = og.gridworld.GridWorld.open(100, 100)
+    mdp = og.gridworld.goal_task(grid, grid.state(50, 50), 0.99)
+    assert mdp.is_sparse
+
+    def objective(rewards):
+        plan = og.soft_value_iteration(mdp._with(rewards=rewards), 0.05, tol=1e-11)
+        return jnp.sum(plan.q * mdp.initial[:, None]), plan
+
+    (value, plan), grad = jax.value_and_grad(objective, has_aux=True)(mdp.rewards)
+    assert bool(plan.converged)
+    assert np.isfinite(grad).all()
+    direction = jnp.asarray(np.random.default_rng(1).normal(size=grad.shape))
+    fd = central_difference(lambda r: objective(r)[0], mdp.rewards, direction, h=1e-6)
+    assert float(jnp.sum(grad * direction)) == pytest.approx(fd, rel=1e-6)
+
+
+def test_warm_start_gives_the_same_answer_in_fewer_sweeps():
+    mdp, _ = make(seed=10, gamma=0.95)
+    cold = og.soft_value_iteration(mdp, 0.2)
+    warm = og.soft_value_iteration(mdp, 0.2, init=cold.q + 1e-3)
+    np.testing.assert_allclose(warm.q, cold.q, atol=1e-8)
+    assert int(warm.iterations) < int(cold.iterations)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(backup="softmax"), "backup"),
+    (dict(temperature=0.0), "temperature"),
+    (dict(temperature=-1.0), "temperature"),
+    (dict(temperature=np.nan), "temperature"),
+    (dict(temperature=np.ones(2)), "temperature"),
+    (dict(backup="max", temperature=-1.0), "temperature"),
+    (dict(differentiation="autodiff"), "differentiation"),
+    (dict(differentiation="unrolled"), "num_sweeps"),
+    (dict(num_sweeps=5), "num_sweeps"),
+    (dict(init=np.zeros((2, 2))), "init"),
+    (dict(max_iter=0), "max_iter"),
+])
+def test_bad_arguments(kwargs, name):
+    mdp, _ = make()
+    kwargs = dict(kwargs)
+    temperature = kwargs.pop("temperature", 0.5)
+    with pytest.raises(ValueError, match=name):
+        og.soft_value_iteration(mdp, temperature, **kwargs)
