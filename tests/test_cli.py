@@ -68,3 +68,18 @@ def test_cli_rejects_bad_flags(argv, message, capsys):
         cli.main(argv + ["--quiet", "--out", os.devnull])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_planning_time_reproduces_sutton_1999(tmp_path):
+    out = tmp_path / "pt"
+    cli.main(["planning-time", "--out", str(out), "--quiet"])
+    data = json.loads((out / "planning_time.json").read_text())
+    sweeps = data["sweeps"]
+    for goal in ("hallway (7,9)", "hallway (3,6)"):
+        assert sweeps["hallway"]["values"][goal] <= 3
+        assert sweeps["primitives"]["values"][goal] >= 10
+    assert sweeps["hallway"]["values"]["mean over all goals"] < \
+        sweeps["primitives"]["values"]["mean over all goals"]
+    for name in ("value_propagation.png", "options_hallway.png", "options_eigenoptions.png",
+                 "options_random.png"):
+        assert (out / name).stat().st_size > 0

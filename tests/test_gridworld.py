@@ -134,3 +134,63 @@ def test_values_to_image():
     assert np.isnan(image[0, 0]) and image[1, 1] == 0.0 and image[11, 11] == 103.0
     with pytest.raises(ValueError, match="values"):
         grid.values_to_image(np.zeros(3))
+
+
+# -- rooms, hallways and hallway options -------------------------------------------------------
+
+def test_rooms_and_hallways_of_four_rooms():
+    grid = four_rooms()
+    rooms, hallways = og.gridworld.rooms_and_hallways(grid)
+    assert sorted(tuple(grid.cells[h]) for h in hallways) == [(3, 6), (6, 2), (7, 9), (10, 6)]
+    assert [len(r) for r in rooms] == [25, 30, 25, 20]
+    assert sum(len(r) for r in rooms) + len(hallways) == 104
+
+
+def test_hallway_options_are_shortest_paths_with_the_design_sets():
+    grid = four_rooms()
+    options = og.gridworld.hallway_options(grid)
+    assert options.num_options == 8
+    rooms, hallways = og.gridworld.rooms_and_hallways(grid)
+    init = np.asarray(options.initiation)
+    beta = np.asarray(options.termination)
+    gamma = 0.9
+    nav = og.gridworld.navigation_mdp(grid, gamma, dtype=jnp.float64)
+    _, transition = og.option_models(nav, options)
+    for o in range(8):
+        room = rooms[o // 2]
+        targets = [h for h in hallways if beta[o, h] == 1 and not init[o, h]
+                   and np.isin(grid.successors[h], room).any()]
+        assert len(targets) == 1
+        target = targets[0]
+        others = [h for h in hallways if h != target and np.isin(grid.successors[h], room).any()]
+        expected_init = np.zeros(104, bool)
+        expected_init[room] = True
+        expected_init[others] = True
+        np.testing.assert_array_equal(init[o], expected_init)
+        expected_beta = (~expected_init).astype(float)
+        expected_beta[target] = 1.0
+        np.testing.assert_array_equal(beta[o], expected_beta)
+        # deterministic grid: the option reaches its hallway in exactly the shortest-path
+        # distance d (inside the room), so P^o[s, target] = γ^d
+        walls = grid.walls.copy()
+        allowed = expected_init.copy()
+        allowed[target] = True
+        for x in np.flatnonzero(~allowed):
+            walls[tuple(grid.cells[x])] = True
+        dist = ref.grid_distances(walls, tuple(grid.cells[target]))
+        d = dist[grid.cells[expected_init, 0], grid.cells[expected_init, 1]]
+        np.testing.assert_allclose(np.asarray(transition[o])[expected_init, target],
+                                   gamma ** d, rtol=1e-12)
+
+
+def test_hallway_options_need_hallways():
+    with pytest.raises(ValueError, match="hallway"):
+        og.gridworld.hallway_options(GridWorld.open(5, 5))
+
+
+def test_navigation_mdp_is_the_goal_free_dynamics():
+    grid = four_rooms(slip=0.1)
+    nav = og.gridworld.navigation_mdp(grid, 0.95, dtype=jnp.float64)
+    task = goal_task(grid, 0, 0.95, dtype=jnp.float64)
+    np.testing.assert_allclose(np.asarray(nav.transitions)[1:], np.asarray(task.transitions)[1:])
+    assert float(jnp.abs(nav.rewards).max()) == 0.0

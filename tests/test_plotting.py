@@ -46,3 +46,24 @@ def test_curves():
     ax = plotting.plot_curves({"a": [1, 2, 3], "b": ([0, 2], [1, 1])}, hlines={"ref": 2.0})
     assert len(ax.lines) == 3
     plt.close(ax.figure)
+
+
+def test_option_panels_and_sweep_figures():
+    import optiongrad as og
+
+    grid = four_rooms()
+    options = og.gridworld.hallway_options(grid)
+    fig = plotting.plot_options(grid, options, columns=3, names=[f"h{i}" for i in range(8)])
+    axes = fig.axes
+    assert len(axes) == 9 and not axes[8].axison  # 8 panels + 1 empty slot
+    assert axes[0].get_title() == "h0"
+    # arrows only inside the initiation set, heat-map = termination
+    n_arrows = len(axes[0].collections[0].U)
+    assert n_arrows == int(np.asarray(options.initiation[0]).sum())
+    np.testing.assert_allclose(np.nan_to_num(axes[0].images[0].get_array().filled(np.nan)),
+                               np.nan_to_num(grid.values_to_image(options.termination[0])))
+    plt.close(fig)
+    values = {"a": np.random.default_rng(0).random((4, 104)), "b": np.zeros((4, 104))}
+    fig = plotting.plot_sweeps(grid, values, [1, 3])
+    assert len(fig.axes) == 4 and fig.axes[1].get_title() == "a: 3 sweeps"
+    plt.close(fig)

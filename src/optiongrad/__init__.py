@@ -2,17 +2,35 @@
 
 Smooth (soft) value iteration whose policy is a differentiable function of the reward, exact
 gradients by the implicit function theorem at the Bellman fixed point, intrinsic rewards,
-λ-models, option models and the option gradient. See DESIGN.md for the mathematics.
+λ-models, option models and the option gradient. See docs/DESIGN.md for the mathematics.
 """
 
-from optiongrad import gridworld, implicit, planning, rewards, transitions
+from optiongrad import (
+    discovery,
+    gridworld,
+    implicit,
+    multistep,
+    options,
+    planning,
+    planning_time,
+    rewards,
+    transitions,
+)
 from optiongrad.evaluation import expected_return, occupancy, policy_evaluation, q_values
 from optiongrad.implicit import FixedPointResult, fixed_point
 from optiongrad.mdp import MDP, from_action_major, random_mdp, to_action_major
-from optiongrad.objectives import (
-    envelope_gradient,
-    planner_return,
-    soft_optimal_return,
+from optiongrad.multistep import lambda_model
+from optiongrad.objectives import envelope_gradient, planner_return, soft_optimal_return
+from optiongrad.options import (
+    Options,
+    concatenate,
+    flat_policy_evaluation,
+    option_models,
+    primitive_options,
+    rollout,
+    sample_returns,
+    smdp_policy_evaluation,
+    with_primitives,
 )
 from optiongrad.planning import (
     BACKUPS,
@@ -23,6 +41,7 @@ from optiongrad.planning import (
     smdp_value_iteration,
     soft_value_iteration,
 )
+from optiongrad.planning_time import planning_sweeps, sweep_values
 from optiongrad.transitions import SparseTransitions
 
 __version__ = "0.1.0"
@@ -31,27 +50,43 @@ __all__ = [
     "BACKUPS",
     "FixedPointResult",
     "MDP",
+    "Options",
     "PlanResult",
     "SparseTransitions",
     "backup",
     "backup_policy",
+    "concatenate",
+    "discovery",
     "envelope_gradient",
     "expected_return",
     "fixed_point",
+    "flat_policy_evaluation",
     "from_action_major",
     "gridworld",
     "implicit",
     "jacobian_spectral_radius",
+    "lambda_model",
+    "multistep",
     "occupancy",
+    "option_models",
+    "options",
     "planner_return",
     "planning",
+    "planning_sweeps",
+    "planning_time",
     "policy_evaluation",
+    "primitive_options",
     "q_values",
     "random_mdp",
     "rewards",
+    "rollout",
+    "sample_returns",
+    "smdp_policy_evaluation",
     "smdp_value_iteration",
     "soft_optimal_return",
     "soft_value_iteration",
+    "sweep_values",
     "to_action_major",
     "transitions",
+    "with_primitives",
 ]

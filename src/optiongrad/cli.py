@@ -1,6 +1,7 @@
 """The `optiongrad` command line.
 
     optiongrad irg [--out DIR] [--steps N] ...     intrinsic-reward-gradient demonstration
+    optiongrad planning-time [--out DIR] ...       sweeps saved by options (Sutton et al. 1999)
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     irg.add_argument("--reward", choices=("tabular", "state", "linear"), default="tabular")
     irg.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
     irg.add_argument("--slip", type=float, default=0.0)
+
+    pt = sub.add_parser(
+        "planning-time", help="value-iteration sweeps with and without options on four rooms",
+        description="Sweeps of value iteration from zero values until the greedy policy is "
+        "optimal / the values are within epsilon, for primitives alone and with hallway "
+        "options, eigenoptions and random options (Sutton, Precup & Singh 1999; Jinnai et al. "
+        "2019).",
+    )
+    _add_common(pt, "runs/planning-time")
+    pt.add_argument("--discount", type=float, default=0.9)
+    pt.add_argument("--slip", type=float, default=0.0)
+    pt.add_argument("--epsilon", type=float, default=1e-6)
+    pt.add_argument("--options", type=int, default=8, help="eigen/random options (even)")
     return parser
 
 
@@ -90,12 +104,28 @@ def _run_irg(args) -> int:
     return 0
 
 
+def _run_planning_time(args) -> int:
+    from optiongrad.experiments.planning_time import (
+        PlanningTimeConfig,
+        format_table,
+        run_planning_time,
+    )
+
+    config = PlanningTimeConfig(discount=args.discount, slip=args.slip, epsilon=args.epsilon,
+                                num_options=args.options, seed=args.seed)
+    results = run_planning_time(config, args.out, progress=not args.quiet)
+    print(format_table(results))
+    print(f"\nwrote {os.path.join(args.out, '')}"
+          "{planning_time.json, value_propagation.png, options_*.png}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup(args)
     try:
-        return {"irg": _run_irg}[args.command](args)
+        return {"irg": _run_irg, "planning-time": _run_planning_time}[args.command](args)
     except ValueError as err:
         parser.error(str(err))
     return 2

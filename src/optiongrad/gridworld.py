@@ -162,6 +162,35 @@ def four_rooms(slip: float = 0.0) -> GridWorld:
     return GridWorld.from_ascii(FOUR_ROOMS, slip)
 
 
+def _grid_transitions(grid: GridWorld, sparse: Optional[bool], dtype):
+    """The grid's dynamics as `SparseTransitions` arrays (jnp) and whether to densify."""
+    sparse = grid.num_states > SPARSE_THRESHOLD if sparse is None else bool(sparse)
+    next_states, probs = grid.sparse_arrays()
+    return jnp.asarray(next_states, jnp.int32), jnp.asarray(probs, dtype), sparse
+
+
+def _finish(next_states, probs, sparse: bool):
+    transitions = SparseTransitions(next_states, probs)
+    return transitions if sparse else transitions.todense()
+
+
+def navigation_mdp(
+    grid: GridWorld,
+    discount=0.99,
+    *,
+    rewards=None,
+    sparse: Optional[bool] = None,
+    dtype=None,
+) -> MDP:
+    """The grid's dynamics with no goal: reward `rewards (S, 4)` (zeros by default) and a
+    uniform initial distribution. The environment in which option policies are planned."""
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    next_states, probs, sparse = _grid_transitions(grid, sparse, dtype)
+    s = grid.num_states
+    rewards = jnp.zeros((s, 4), dtype) if rewards is None else jnp.asarray(rewards, dtype)
+    return MDP(_finish(next_states, probs, sparse), rewards, jnp.asarray(discount, dtype))
+
+
 def goal_task(
     grid: GridWorld,
     goal,
@@ -190,19 +219,109 @@ def goal_task(
         if g.ndim != 0 or g.dtype.kind not in "iu" or not 0 <= int(g) < s:
             raise ValueError(f"goal: expected a state index in [0, {s}), got {goal!r}")
     dtype = jnp.result_type(float) if dtype is None else dtype
-    sparse = s > SPARSE_THRESHOLD if sparse is None else bool(sparse)
+    next_states, probs, sparse = _grid_transitions(grid, sparse, dtype)
     goal = jnp.asarray(goal, jnp.int32)
     is_goal = jnp.arange(s) == goal
     initial = jnp.where(is_goal, 0.0, 1.0 / (s - 1)).astype(dtype)
-    next_states, probs = grid.sparse_arrays()
-    next_states = jnp.asarray(next_states, jnp.int32)
-    probs = jnp.asarray(probs, dtype)
     enter = jnp.sum(jnp.where(next_states == goal, probs, 0.0), axis=-1)
     rewards = jnp.where(is_goal[:, None], 0.0, enter).astype(dtype)
     absorbing = jnp.zeros_like(probs).at[:, :, 0].set(1.0)
     probs = jnp.where(is_goal[:, None, None], absorbing, probs)
     next_states = jnp.where(is_goal[:, None, None], goal, next_states)
-    transitions = SparseTransitions(next_states, probs)
-    if not sparse:
-        transitions = transitions.todense()
-    return MDP(transitions, rewards, jnp.asarray(discount, dtype), initial)
+    return MDP(_finish(next_states, probs, sparse), rewards, jnp.asarray(discount, dtype),
+               initial)
+
+
+def rooms_and_hallways(grid: GridWorld) -> tuple[list[np.ndarray], np.ndarray]:
+    """Hallway (doorway) cells and the rooms they connect.
+
+    A hallway is a free cell with walls on two opposite sides and free cells on the other two.
+    Rooms are the connected components of the free cells that are not hallways.
+
+    Returns:
+      `(rooms, hallways)`: a list of `(n_i,)` state-index arrays (ordered by their first cell,
+      row-major) and a `(H,)` array of hallway state indices.
+    """
+    walls = np.pad(grid.walls, 1, constant_values=True)
+    r, c = grid.cells[:, 0] + 1, grid.cells[:, 1] + 1
+    up, down, left, right = walls[r - 1, c], walls[r + 1, c], walls[r, c - 1], walls[r, c + 1]
+    is_hallway = (up & down & ~left & ~right) | (left & right & ~up & ~down)
+    hallways = np.flatnonzero(is_hallway)
+    label = -np.ones(grid.num_states, dtype=int)
+    rooms = []
+    for start in np.flatnonzero(~is_hallway):
+        if label[start] >= 0:
+            continue
+        label[start] = len(rooms)
+        stack, members = [start], []
+        while stack:
+            x = stack.pop()
+            members.append(x)
+            for y in grid.successors[x]:
+                if not is_hallway[y] and label[y] < 0:
+                    label[y] = len(rooms)
+                    stack.append(y)
+        rooms.append(np.sort(np.array(members)))
+    return rooms, hallways
+
+
+def _bfs_policy(grid: GridWorld, allowed: np.ndarray, target: int) -> np.ndarray:
+    """Uniform over the moves that shorten the path to `target` inside `allowed` cells;
+    uniform over all moves elsewhere. Shape `(S, 4)`."""
+    dist = np.full(grid.num_states, np.inf)
+    dist[target] = 0
+    frontier = [target]
+    predecessors = [[] for _ in range(grid.num_states)]
+    for x in np.flatnonzero(allowed):
+        for y in grid.successors[x]:
+            predecessors[y].append(x)
+    while frontier:
+        nxt = []
+        for y in frontier:
+            for x in predecessors[y]:
+                if dist[x] == np.inf:
+                    dist[x] = dist[y] + 1
+                    nxt.append(x)
+        frontier = nxt
+    policy = np.full((grid.num_states, 4), 0.25)
+    for x in np.flatnonzero(allowed & np.isfinite(dist) & (dist > 0)):
+        good = dist[grid.successors[x]] == dist[x] - 1
+        policy[x] = good / good.sum()
+    return policy
+
+
+def hallway_options(grid: GridWorld, dtype=None):
+    """The hallway options of Sutton, Precup & Singh (1999): two per room, 8 on four rooms.
+
+    For each room and each hallway cell adjacent to it, an option that takes the agent by a
+    shortest path (moves that shorten the path, ties split evenly) from any cell of the room,
+    or from the room's other hallway, to that hallway. Initiation set: the room plus its other
+    hallway(s). Termination: 1 on the target hallway and outside the initiation set, 0
+    elsewhere. Options are ordered by room (row-major first cell), then by target hallway.
+    """
+    from optiongrad.options import Options
+
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    rooms, hallways = rooms_and_hallways(grid)
+    if len(hallways) == 0:
+        raise ValueError("grid: no hallway cells (free cells between two opposite walls)")
+    policies, terminations, initiations = [], [], []
+    for i, room in enumerate(rooms):
+        in_room = np.zeros(grid.num_states, dtype=bool)
+        in_room[room] = True
+        doors = [h for h in hallways if in_room[grid.successors[h]].any()]
+        if not doors:
+            raise ValueError(f"grid: room {i} (first cell {tuple(grid.cells[room[0]])}) has no "
+                             "hallway")
+        for target in doors:
+            initiation = in_room.copy()
+            initiation[[h for h in doors if h != target]] = True
+            allowed = initiation.copy()
+            allowed[target] = True
+            policies.append(_bfs_policy(grid, allowed, target))
+            termination = (~initiation).astype(float)
+            termination[target] = 1.0
+            terminations.append(termination)
+            initiations.append(initiation)
+    return Options(jnp.asarray(np.stack(policies), dtype),
+                   jnp.asarray(np.stack(terminations), dtype), np.stack(initiations))

@@ -14,16 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from optiongrad._checks import check_distribution_rows, check_finite, is_concrete
+from optiongrad._pytree import ValidatedPytree
 from optiongrad.transitions import SparseTransitions, Transitions
 
 Array = jax.Array
 
-_FIELDS = ("transitions", "rewards", "discount", "initial")
-
-
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False, init=False)
-class MDP:
+class MDP(ValidatedPytree):
     """A discounted tabular MDP `⟨P, r, γ, s0⟩` as a JAX pytree.
 
     Args:
@@ -43,6 +41,7 @@ class MDP:
     rewards: Array
     discount: Array
     initial: Array
+    _fields = ("transitions", "rewards", "discount", "initial")
 
     def __init__(self, transitions, rewards, discount, initial=None):
         sparse = isinstance(transitions, SparseTransitions)
@@ -77,8 +76,7 @@ class MDP:
         else:
             transitions = probs
         _check_values(transitions, rewards, discount, initial)
-        for name, value in zip(_FIELDS, (transitions, rewards, discount, initial)):
-            object.__setattr__(self, name, value)
+        self._set(transitions, rewards, discount, initial)
 
     # -- convenience -------------------------------------------------------------------------
 
@@ -100,12 +98,11 @@ class MDP:
 
     def replace(self, **changes) -> "MDP":
         """A copy with some fields replaced (validated like the constructor)."""
-        return MDP(**{**{f: getattr(self, f) for f in _FIELDS}, **changes})
+        return MDP(**{**{f: getattr(self, f) for f in self._fields}, **changes})
 
     def _with(self, **changes) -> "MDP":
         """Unchecked replacement, for internal use on fields known to be valid."""
-        fields = {**{f: getattr(self, f) for f in _FIELDS}, **changes}
-        return MDP.tree_unflatten(None, tuple(fields[f] for f in _FIELDS))
+        return self._replace_unchecked(**changes)
 
     def astype(self, dtype) -> "MDP":
         """The same MDP in another floating dtype."""
@@ -115,16 +112,6 @@ class MDP:
             self.discount.astype(dtype),
             self.initial.astype(dtype),
         )
-
-    def tree_flatten(self):
-        return tuple(getattr(self, f) for f in _FIELDS), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        for name, value in zip(_FIELDS, children):
-            object.__setattr__(obj, name, value)
-        return obj
 
     def __repr__(self) -> str:
         kind = "sparse" if self.is_sparse else "dense"

@@ -218,9 +218,10 @@ def smdp_value_iteration(
       reward: `(S, K)` option reward models `r^o[s]` (`option_models(...)[0]`).
       transition: `(K, S, S)` option transition models `P^o[s, s']`, rows summing to at most γ.
       temperature: `τ` of the policy over options `μ = softmax(Q_O/τ)`.
-      initiation: optional `(S, K)` bool; option `o` can be chosen in `s` only where True. The
-        backup and `μ` ignore other options, so `μ[s, o] = 0` outside initiation sets. Every
-        state needs at least one available option.
+      initiation: optional `(K, S)` bool (the layout of `Options.initiation`); option `o` can
+        be chosen in `s` only where `initiation[o, s]`. The backup and `μ` ignore the other
+        options, so `μ[s, o] = 0` outside initiation sets. Every state needs at least one
+        available option.
       Other arguments as in `soft_value_iteration`.
 
     Returns:
@@ -234,25 +235,27 @@ def smdp_value_iteration(
     if transition.shape != (k, s, s):
         raise ValueError(f"transition: expected shape (K, S, S) = ({k}, {s}, {s}), "
                          f"got {transition.shape}")
+    mask = None
     if initiation is not None:
         initiation = jnp.asarray(initiation)
-        if initiation.shape != (s, k):
-            raise ValueError(f"initiation: expected shape (S, K) = ({s}, {k}), "
+        if initiation.shape != (k, s):
+            raise ValueError(f"initiation: expected shape (K, S) = ({k}, {s}), "
                              f"got {initiation.shape}")
         if is_concrete(initiation):
             if initiation.dtype != jnp.bool_:
                 raise ValueError(f"initiation: expected a bool array, got {initiation.dtype}")
-            empty = ~np.asarray(initiation).any(axis=1)
+            empty = ~np.asarray(initiation).any(axis=0)
             if empty.any():
                 raise ValueError(
                     f"initiation: state {int(np.argmax(empty))} has no available option"
                 )
+        mask = initiation.T
     _check_planner_args(temperature, backup, differentiation, init, (s, k))
     temperature = jnp.asarray(temperature, reward.dtype)
     init = jnp.zeros((s, k), reward.dtype) if init is None else jnp.asarray(init, reward.dtype)
     return _plan(
-        _smdp_bellman, (reward, transition, temperature, initiation), init, temperature,
-        initiation, kind=backup, tol=tol, max_iter=max_iter, differentiation=differentiation,
+        _smdp_bellman, (reward, transition, temperature, mask), init, temperature,
+        mask, kind=backup, tol=tol, max_iter=max_iter, differentiation=differentiation,
         num_sweeps=num_sweeps, adjoint_rtol=adjoint_rtol, adjoint_max_iter=adjoint_max_iter,
     )
 

@@ -140,3 +140,56 @@ def plot_curves(
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_options(
+    grid: GridWorld,
+    options,
+    *,
+    names: Optional[Sequence[str]] = None,
+    columns: int = 4,
+    panel_size: float = 2.6,
+    title: Optional[str] = None,
+):
+    """One panel per option: termination probability `β^o` as a heat-map, the option's policy
+    as arrows in its initiation set (everywhere when it has none). Returns the figure."""
+    k = options.num_options
+    rows = (k + columns - 1) // columns
+    cols = min(columns, k)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols, panel_size * rows + 0.4),
+                             squeeze=False)
+    init = np.asarray(options.initiation_mask())
+    beta = np.asarray(options.termination)
+    policy = np.asarray(options.policy)
+    for o in range(rows * cols):
+        ax = axes.flat[o]
+        if o >= k:
+            ax.axis("off")
+            continue
+        plot_values(grid, beta[o], ax, cmap="Reds", vmin=0.0, vmax=1.0, colorbar=False)
+        plot_policy(grid, policy[o], ax, values=None, color="black",
+                    states=np.flatnonzero(init[o]))
+        ax.set_title(names[o] if names else f"option {o}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweeps(grid: GridWorld, rows: dict, sweeps: Sequence[int], *, marks=(), title=None):
+    """Value propagation: for each named row of `(n, S)` values-after-k-sweeps arrays, one
+    heat-map per k in `sweeps` (Sutton, Precup & Singh 1999). Returns the figure."""
+    names = list(rows)
+    fig, axes = plt.subplots(len(names), len(sweeps),
+                             figsize=(2.4 * len(sweeps), 2.5 * len(names) + 0.4), squeeze=False)
+    vmax = max(float(np.max(v)) for v in rows.values())
+    for i, name in enumerate(names):
+        for j, k in enumerate(sweeps):
+            ax = axes[i, j]
+            plot_values(grid, np.asarray(rows[name])[k], ax, vmin=0.0, vmax=vmax,
+                        colorbar=False, marks=marks)
+            ax.set_title(f"{name}: {k} sweep{'s' if k != 1 else ''}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

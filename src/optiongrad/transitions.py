@@ -21,13 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from optiongrad._checks import check_distribution_rows, is_concrete
+from optiongrad._pytree import ValidatedPytree
 
 Array = jax.Array
 
 
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False, init=False)
-class SparseTransitions:
+class SparseTransitions(ValidatedPytree):
     """Sparse transitions: `P[s, a, next_states[s, a, b]] += probs[s, a, b]`.
 
     Args:
@@ -41,6 +42,7 @@ class SparseTransitions:
 
     next_states: Array
     probs: Array
+    _fields = ("next_states", "probs")
 
     def __init__(self, next_states, probs):
         if is_concrete(next_states):
@@ -62,8 +64,7 @@ class SparseTransitions:
             )
         if is_concrete(probs) and not jnp.issubdtype(probs.dtype, jnp.floating):
             probs = probs.astype(jnp.result_type(float))
-        object.__setattr__(self, "next_states", next_states)
-        object.__setattr__(self, "probs", probs)
+        self._set(next_states, probs)
         _validate_sparse(self)
 
     @property
@@ -83,21 +84,7 @@ class SparseTransitions:
         return jnp.einsum("sab,sabt->sat", self.probs, one_hot)
 
     def astype(self, dtype) -> "SparseTransitions":
-        return _unchecked(type(self), self.next_states, self.probs.astype(dtype))
-
-    def tree_flatten(self):
-        return (self.next_states, self.probs), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        return _unchecked(cls, *children)
-
-
-def _unchecked(cls, next_states, probs):
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "next_states", next_states)
-    object.__setattr__(obj, "probs", probs)
-    return obj
+        return self._replace_unchecked(probs=self.probs.astype(dtype))
 
 
 def _validate_sparse(p: SparseTransitions) -> None:
