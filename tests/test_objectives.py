@@ -86,7 +86,8 @@ def test_unrolled_gradient_converges_to_implicit_as_sweeps_grow():
         unrolled = jax.grad(lambda t: planner_return(
             t, model, mdp, 0.3, differentiation="unrolled", num_sweeps=n)[0])(theta)
         errors.append(rel_err(unrolled, implicit))
-    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    # Decreasing until the rounding floor (~1e-12) is reached.
+    assert all(b < a or b < 1e-11 for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < 1e-10
     assert errors[0] > 1e-3  # a short budget really is a different function
 

@@ -7,9 +7,11 @@ gradients by the implicit function theorem at the Bellman fixed point, intrinsic
 
 from optiongrad import (
     discovery,
+    goal_tasks,
     gridworld,
     implicit,
     multistep,
+    option_gradient,
     options,
     planning,
     planning_time,
@@ -19,7 +21,15 @@ from optiongrad import (
 from optiongrad.evaluation import expected_return, occupancy, policy_evaluation, q_values
 from optiongrad.implicit import FixedPointResult, fixed_point
 from optiongrad.mdp import MDP, from_action_major, random_mdp, to_action_major
+from optiongrad.goal_tasks import goal_option_models
 from optiongrad.multistep import lambda_model
+from optiongrad.option_gradient import (
+    ExtrinsicPlanner,
+    OptionParams,
+    goal_returns,
+    hierarchical_return,
+    option_gradient_objective,
+)
 from optiongrad.objectives import envelope_gradient, planner_return, soft_optimal_return
 from optiongrad.options import (
     Options,
@@ -41,13 +51,15 @@ from optiongrad.planning import (
     smdp_value_iteration,
     soft_value_iteration,
 )
-from optiongrad.planning_time import planning_sweeps, sweep_values
+from optiongrad.planning_time import model_planning_sweeps, planning_sweeps, sweep_values
 from optiongrad.transitions import SparseTransitions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BACKUPS",
+    "ExtrinsicPlanner",
+    "OptionParams",
     "FixedPointResult",
     "MDP",
     "Options",
@@ -62,12 +74,19 @@ __all__ = [
     "fixed_point",
     "flat_policy_evaluation",
     "from_action_major",
+    "goal_option_models",
+    "goal_returns",
+    "goal_tasks",
     "gridworld",
+    "hierarchical_return",
     "implicit",
     "jacobian_spectral_radius",
     "lambda_model",
+    "model_planning_sweeps",
     "multistep",
     "occupancy",
+    "option_gradient",
+    "option_gradient_objective",
     "option_models",
     "options",
     "planner_return",

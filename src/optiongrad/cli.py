@@ -1,5 +1,6 @@
 """The `optiongrad` command line.
 
+    optiongrad four-rooms [--out DIR] [--steps N] ...  the option-gradient experiment
     optiongrad irg [--out DIR] [--steps N] ...     intrinsic-reward-gradient demonstration
     optiongrad planning-time [--out DIR] ...       sweeps saved by options (Sutton et al. 1999)
 """
@@ -48,6 +49,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Differentiable planning in tabular MDPs: experiments.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    fr = sub.add_parser(
+        "four-rooms", help="learn options by the option gradient on four rooms (main job)",
+        description="Learn K options on 80%% of the four-rooms goals by the option gradient "
+        "(options planned from learned intrinsic rewards, a policy over options planned with "
+        "a budget of N sweeps, gradient through both planners) and compare them with "
+        "primitives, hallway options, random options and eigenoptions on the held-out 20%%.",
+    )
+    _add_common(fr, "runs/four-rooms")
+    fr.add_argument("--steps", type=_nonnegative_int, default=150, help="training steps")
+    fr.add_argument("--options", type=_positive_int, default=8, help="number of options K (even)")
+    budget = fr.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=_positive_int, default=3,
+                        help="planning budget N: sweeps of the SMDP planner from zero values "
+                        "(default: %(default)s)")
+    budget.add_argument("--converged", action="store_true",
+                        help="plan the policy over options to convergence (implicit gradient)")
+    fr.add_argument("--options-only", action="store_true",
+                    help="plan over the options alone (default: options + primitives)")
+    fr.add_argument("--resume", action="store_true",
+                    help="continue from OUT/checkpoint.npz (a killed run loses nothing)")
+    fr.add_argument("--discount", type=float, default=0.9)
+    fr.add_argument("--temperature-options", type=float, default=0.05, help="τ_o")
+    fr.add_argument("--temperature-mu", type=float, default=0.01, help="τ_μ")
+    fr.add_argument("--lr", type=float, default=0.1, help="Adam learning rate")
+    fr.add_argument("--reward", choices=("state", "tabular"), default="state",
+                    help="intrinsic reward parametrisation")
+    fr.add_argument("--fixed-termination", action="store_true",
+                    help="do not learn terminations: β = 0.1 everywhere")
+    fr.add_argument("--diversity", type=float, default=0.0,
+                    help="weight of the option-diversity bonus (default: %(default)s)")
 
     irg = sub.add_parser(
         "irg", help="learn an intrinsic reward for a bounded planner on four rooms",
@@ -104,6 +136,24 @@ def _run_irg(args) -> int:
     return 0
 
 
+def _run_four_rooms(args) -> int:
+    from optiongrad.experiments.four_rooms import FourRoomsConfig, format_table, run_four_rooms
+
+    config = FourRoomsConfig(
+        discount=args.discount, temperature_options=args.temperature_options,
+        temperature_mu=args.temperature_mu,
+        planning_budget=None if args.converged else args.budget,
+        include_primitives=not args.options_only, num_options=args.options, seed=args.seed,
+        steps=args.steps, learning_rate=args.lr, reward=args.reward,
+        learn_termination=not args.fixed_termination, diversity_weight=args.diversity,
+    )
+    results = run_four_rooms(config, args.out, resume=args.resume, progress=not args.quiet)
+    print(format_table(results))
+    print(f"\nwrote {os.path.join(args.out, '')}{{results.json, metrics.csv, options.npz, "
+          "learning_curves.png, learned_options.png, methods.png}")
+    return 0
+
+
 def _run_planning_time(args) -> int:
     from optiongrad.experiments.planning_time import (
         PlanningTimeConfig,
@@ -125,7 +175,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     _setup(args)
     try:
-        return {"irg": _run_irg, "planning-time": _run_planning_time}[args.command](args)
+        run = {"four-rooms": _run_four_rooms, "irg": _run_irg,
+               "planning-time": _run_planning_time}[args.command]
+        return run(args)
     except ValueError as err:
         parser.error(str(err))
     return 2

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optiongrad._checks import is_concrete
+from optiongrad.goal_tasks import goal_task as _goal_task
 from optiongrad.mdp import MDP
 from optiongrad.transitions import SparseTransitions
 
@@ -213,23 +213,7 @@ def goal_task(
         (None: sparse when `S > 1000`).
       dtype: floating dtype (default: JAX's default float).
     """
-    s = grid.num_states
-    if is_concrete(goal):
-        g = np.asarray(goal)
-        if g.ndim != 0 or g.dtype.kind not in "iu" or not 0 <= int(g) < s:
-            raise ValueError(f"goal: expected a state index in [0, {s}), got {goal!r}")
-    dtype = jnp.result_type(float) if dtype is None else dtype
-    next_states, probs, sparse = _grid_transitions(grid, sparse, dtype)
-    goal = jnp.asarray(goal, jnp.int32)
-    is_goal = jnp.arange(s) == goal
-    initial = jnp.where(is_goal, 0.0, 1.0 / (s - 1)).astype(dtype)
-    enter = jnp.sum(jnp.where(next_states == goal, probs, 0.0), axis=-1)
-    rewards = jnp.where(is_goal[:, None], 0.0, enter).astype(dtype)
-    absorbing = jnp.zeros_like(probs).at[:, :, 0].set(1.0)
-    probs = jnp.where(is_goal[:, None, None], absorbing, probs)
-    next_states = jnp.where(is_goal[:, None, None], goal, next_states)
-    return MDP(_finish(next_states, probs, sparse), rewards, jnp.asarray(discount, dtype),
-               initial)
+    return _goal_task(navigation_mdp(grid, discount, sparse=sparse, dtype=dtype), goal)
 
 
 def rooms_and_hallways(grid: GridWorld) -> tuple[list[np.ndarray], np.ndarray]:

@@ -93,13 +93,39 @@ def planning_sweeps(
 
     Works under `jax.vmap` over tasks (e.g. goals).
     """
+    reward, transition, mask = _models(mdp, options, include_primitives)
+    return model_planning_sweeps(
+        mdp, reward, transition, initiation=None if mask is None else mask.T,
+        criterion=criterion, epsilon=epsilon, backup=backup, temperature=temperature,
+        max_sweeps=max_sweeps)
+
+
+def model_planning_sweeps(
+    mdp: MDP,
+    reward: Array,
+    transition: Array,
+    *,
+    initiation: Optional[Array] = None,
+    optimal_q: Optional[Array] = None,
+    criterion: str = "policy",
+    epsilon: float = 1e-6,
+    backup: str = "max",
+    temperature=0.0,
+    max_sweeps: int = 100_000,
+) -> Array:
+    """`planning_sweeps` from given option models `reward (S, K)`, `transition (K, S, S)`
+    (primitives included if wanted) and initiation sets `(K, S)`.
+
+    `optimal_q (S, A)`, the optimal `Q*` of `mdp`, may be passed for the "policy" criterion
+    to avoid solving for it again (e.g. when scoring several option sets on the same task).
+    """
     check_choice(criterion, "criterion", CRITERIA)
     check_positive_int(max_sweeps, "max_sweeps")
-    reward, transition, mask = _models(mdp, options, include_primitives)
+    mask = None if initiation is None else jnp.asarray(initiation).T
     tau = jnp.asarray(temperature, mdp.dtype)
     if criterion == "values":
         target = smdp_value_iteration(
-            reward, transition, tau, initiation=None if mask is None else mask.T,
+            reward, transition, tau, initiation=initiation,
             backup=backup, tol=epsilon * 1e-3, max_iter=_REFERENCE_MAX_ITER,
         )
         v_target = apply_backup(target.q, tau, backup, mask)
@@ -108,11 +134,13 @@ def planning_sweeps(
         def done(v):
             return jnp.max(jnp.abs(v - v_target)) <= epsilon
     else:
-        optimal = soft_value_iteration(mdp, 0.0, backup="max", tol=epsilon * 1e-3,
-                                       max_iter=_REFERENCE_MAX_ITER)
-        q_star = optimal.q
-        reference_ok = optimal.converged
-        optimal_action = q_star >= jnp.max(q_star, axis=1, keepdims=True) - epsilon
+        if optimal_q is None:
+            optimal = soft_value_iteration(mdp, 0.0, backup="max", tol=epsilon * 1e-3,
+                                           max_iter=_REFERENCE_MAX_ITER)
+            optimal_q, reference_ok = optimal.q, optimal.converged
+        else:
+            reference_ok = jnp.asarray(True)
+        optimal_action = optimal_q >= jnp.max(optimal_q, axis=1, keepdims=True) - epsilon
 
         def done(v):
             q = mdp.rewards + mdp.discount * expectation(mdp.transitions, v)

@@ -23,13 +23,14 @@ def _to_builtin(value):
     return value
 
 
-def atomic_write(path: str, write) -> None:
-    """Call `write(file)` on a temporary file next to `path`, then rename it into place."""
+def atomic_write(path: str, write, binary: bool = False) -> None:
+    """Call `write(file)` on a temporary file next to `path` (opened in binary mode when
+    `binary`), then rename it into place."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="") as f:
             write(f)
         os.replace(tmp, path)
     except BaseException:

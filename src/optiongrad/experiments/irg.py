@@ -11,7 +11,6 @@ reward problem of Singh, Lewis & Barto (2009) and Sorg, Singh & Lewis (2010).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional
 
@@ -147,7 +146,7 @@ def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, progress: bool 
     table = [
         ("optimal policy (hard VI, γ)", j_star),
         ("uniform random policy", j_rand),
-        (f"unbounded soft planner (γ_plan=γ) on extrinsic r", float(full)),
+        ("unbounded soft planner (γ_plan=γ) on extrinsic r", float(full)),
         (f"bounded planner ({config.bound}) on extrinsic r", float(before)),
         (f"bounded planner ({config.bound}) on learned r_θ", float(after)),
     ]
