@@ -137,6 +137,9 @@ def test_resume_refuses_a_different_config(tmp_path):
     with pytest.raises(ValueError, match="different config.*learning_rate"):
         train(Setup(FourRoomsConfig(num_options=2, steps=2, learning_rate=0.5)), out,
               resume=True, progress=False)
+    train(Setup(FourRoomsConfig(num_options=2, steps=2)), out, resume=True, progress=False)
+    with pytest.raises(ValueError, match="steps.*already holds 2 steps"):
+        train(Setup(FourRoomsConfig(num_options=2, steps=1)), out, resume=True, progress=False)
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path):

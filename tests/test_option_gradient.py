@@ -24,8 +24,13 @@ GOALS = jnp.array([3, 40, 77, 100])
 def _setting(k=2, learn_termination=True, reward="state", slip=0.0, seed=0):
     grid = og.gridworld.four_rooms(slip)
     env = og.gridworld.navigation_mdp(grid, 0.9)
-    model = (og.rewards.state(grid.num_states, init_scale=1.0) if reward == "state"
-             else og.rewards.tabular(grid.num_states, 4, init_scale=1.0))
+    if reward == "state":
+        model = og.rewards.state(grid.num_states, init_scale=1.0)
+    elif reward == "tabular":
+        model = og.rewards.tabular(grid.num_states, 4, init_scale=1.0)
+    else:  # linear in the cells' coordinates and a constant
+        features = np.concatenate([grid.cells / 12.0, np.ones((grid.num_states, 1))], axis=1)
+        model = og.rewards.linear(features, init_scale=1.0)
     params = init_params(jax.random.key(seed), model, k, grid.num_states,
                          learn_termination=learn_termination, termination_init=0.2)
     return grid, env, model, params
@@ -67,7 +72,7 @@ def _directional_fd(f, params, direction, eps=1e-5):
 
 @pytest.mark.parametrize("budget", [3, None], ids=["budget3", "converged"])
 @pytest.mark.parametrize("reward,learn_termination",
-                         [("state", True), ("tabular", False)])
+                         [("state", True), ("tabular", False), ("linear", True)])
 def test_gradient_matches_central_finite_differences(budget, reward, learn_termination):
     grid, env, model, params = _setting(k=2, learn_termination=learn_termination, reward=reward)
     planner = ExtrinsicPlanner(0.05, budget, True, tol=1e-13)

@@ -12,13 +12,19 @@ termination logits `ω_k`:
 3. **Extrinsic phase** — smooth SMDP planning over the options, either to convergence
    (`planning_budget=None`, implicit gradient) or with a fixed budget of `N` sweeps from zero
    values (unrolled): `μ = softmax(Q_O / τ_μ)`.
-4. **Objective** — the mean over a batch of goal tasks (a `vmap`, not a loop) of the call-and-return
-   return `s0 · v_μ`, plus `diversity_weight ×` the mean pairwise occupancy-weighted KL
-   divergence between option policies.
+4. **Objective** — the mean over a batch of goal tasks (a `vmap`, not a loop) of the
+   call-and-return return `s0 · v_μ`, plus `diversity_weight ×` the mean pairwise
+   occupancy-weighted KL divergence between option policies (DESIGN.md's "minus a diversity
+   term" with the similarity penalty written as a divergence bonus).
 
 `jax.grad` of the objective goes back through both planners, with the IFT at each converged
-fixed point (`optiongrad.implicit`). `hierarchical_return` is also the evaluation used for
-every method of the four-rooms experiment, so exported options can be re-scored with it.
+fixed point (`optiongrad.implicit`). `goal_returns` (fast, rank-one goal models) is the
+evaluation used for every method of the four-rooms experiment and `hierarchical_return` (dense
+models of any task) the reference it is tested against, so exported options can be re-scored
+with either.
+
+Reference: the seed note; Sutton, Precup & Singh (1999) for options and SMDP planning; Jinnai
+et al. (ICML 2019) for why a planning budget makes options useful.
 """
 
 from __future__ import annotations

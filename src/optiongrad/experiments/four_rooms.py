@@ -224,7 +224,9 @@ def train(setup: Setup, out_dir: Optional[str] = None, *, resume: bool = False,
           progress: bool = True):
     """Learn the options; returns `(params, metrics rows)`.
 
-    With `out_dir`, writes `metrics.csv` and `checkpoint.npz` after every step; with `resume`,
+    Row `t` of the metrics scores the options after `t` updates (the objective, its gradient
+    and the train/test returns are computed together, before update `t + 1` is applied). With
+    `out_dir`, writes `metrics.csv` and `checkpoint.npz` after every step; with `resume`,
     continues from the checkpoint there (same config except `steps`).
     """
     c, env = setup.config, setup.environment
@@ -254,6 +256,9 @@ def train(setup: Setup, out_dir: Optional[str] = None, *, resume: bool = False,
     start, rows = 0, []
     if resume and out_dir is not None and os.path.exists(_checkpoint_path(out_dir)):
         start, state, rows = _load_checkpoint(out_dir, c, state)
+        if start > c.steps:
+            raise ValueError(f"steps: the checkpoint in {out_dir} already holds {start} steps; "
+                             f"resume with steps >= {start}")
     bar = _progress(c.steps, start, progress)
     for t in range(start, c.steps):
         tic = time.perf_counter()

@@ -22,14 +22,14 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
     methods = results["methods"]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if rows:
-        steps = [r["step"] + 1 for r in rows]
+        steps = [r["step"] for r in rows]
         ax.plot(steps, [r["train_normalized"] for r in rows], color="C3", label="learned: train")
         ax.plot(steps, [r["test_normalized"] for r in rows], color="C3", ls="--",
                 label="learned: test (held out)")
     for name in ("primitives", "hallway", "random", "eigenoptions"):
         ax.axhline(methods[name]["test"]["normalized_return"], color=COLOURS[name], ls=":",
                    label=f"{name}: test")
-    ax.set_xlabel("training step")
+    ax.set_xlabel("Adam updates")
     ax.set_ylabel("normalised return")
     ax.set_title(_regime(results))
     ax.legend(fontsize=8, loc="lower right")
