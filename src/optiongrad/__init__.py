@@ -16,6 +16,7 @@ from optiongrad import (
     planning,
     planning_time,
     rewards,
+    sharding,
     transitions,
 )
 from optiongrad.evaluation import expected_return, occupancy, policy_evaluation, q_values
@@ -100,6 +101,7 @@ __all__ = [
     "rewards",
     "rollout",
     "sample_returns",
+    "sharding",
     "smdp_policy_evaluation",
     "smdp_value_iteration",
     "soft_optimal_return",
