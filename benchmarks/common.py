@@ -89,6 +89,14 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
+def report(text: str, readme, name: str) -> None:
+    """Print `text` and, if `readme` is given, write it into that README's `name` section."""
+    print()
+    print(text)
+    if readme:
+        write_readme_section(readme, name, text)
+
+
 def write_readme_section(readme: str, name: str, text: str) -> None:
     """Replace the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`."""
     with open(readme) as f:

@@ -134,10 +134,7 @@ def main(argv=None):
     text = (f"Machine: {common.machine()}.\n\n{table_a}\n\n"
             "Implicit vs unrolled differentiation of `s0 · m_τ(Q*)` on the 100×100 grid "
             f"(float32, γ = {GAMMA}, τ = {TAU}):\n\n{table_b}")
-    print()
-    print(text)
-    if args.readme:
-        common.write_readme_section(args.readme, "core", text)
+    common.report(text, args.readme, "core")
 
 
 if __name__ == "__main__":

@@ -21,15 +21,17 @@ def affine(params, x):
     return a @ x + b
 
 
-def test_linear_fixed_point_and_gradients_match_closed_form(maybe_jit):
+@pytest.mark.parametrize("solver", ["iteration", "anderson"])
+def test_linear_fixed_point_and_gradients_match_closed_form(maybe_jit, solver):
     a, b, c = linear_problem()
     n = b.shape[0]
     x_star = np.linalg.solve(np.eye(n) - a, b)
 
     def loss(a, b):
-        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13).value
+        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13, solver=solver).value
 
-    res = maybe_jit(lambda a, b: fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13))(a, b)
+    res = maybe_jit(lambda a, b: fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13,
+                                             solver=solver))(a, b)
     np.testing.assert_allclose(res.value, x_star, rtol=1e-11)
     assert bool(res.converged) and float(res.residual) <= 1e-13
     ga, gb = maybe_jit(jax.grad(loss, argnums=(0, 1)))(a, b)
@@ -136,6 +138,8 @@ def test_vmap_over_parameters_keeps_per_element_iterations():
     (dict(max_iter=0), "max_iter"),
     (dict(adjoint_max_iter=-3), "adjoint_max_iter"),
     (dict(tol=-1.0), "tol"),
+    (dict(solver="newton"), "solver"),
+    (dict(solver="anderson", memory=0), "memory"),
 ])
 def test_bad_arguments(kwargs, name):
     a, b, _ = linear_problem()
@@ -146,3 +150,27 @@ def test_bad_arguments(kwargs, name):
 def test_result_type_is_exported():
     a, b, _ = linear_problem()
     assert isinstance(fixed_point(affine, (a, b), jnp.zeros(6)), og.FixedPointResult)
+
+
+def test_anderson_needs_far_fewer_evaluations_on_a_slow_linear_problem():
+    a, b, _ = linear_problem(seed=1, n=40, gamma=0.999)
+    plain = fixed_point(affine, (a, b), jnp.zeros(40), tol=1e-10, max_iter=100_000)
+    fast = fixed_point(affine, (a, b), jnp.zeros(40), tol=1e-10, solver="anderson")
+    assert bool(plain.converged) and bool(fast.converged)
+    assert int(fast.iterations) * 5 < int(plain.iterations)
+    np.testing.assert_allclose(fast.value, plain.value, atol=1e-10 / (1 - 0.999) * 2)
+
+
+def test_anderson_adjoint_falls_back_to_plain_iteration():
+    # Small memories stall more often; the plain iteration must then finish the adjoint.
+    a, b, c = linear_problem(seed=2, n=30, gamma=0.99)
+    n = b.shape[0]
+
+    def loss(b, solver, memory):
+        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13, solver=solver,
+                               memory=memory).value
+
+    expected = np.linalg.solve((np.eye(n) - a).T, c)
+    for memory in (1, 2, 5):
+        grad = jax.grad(loss)(b, "anderson", memory)
+        np.testing.assert_allclose(grad, expected, rtol=1e-9)

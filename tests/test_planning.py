@@ -237,3 +237,48 @@ def test_bad_arguments(kwargs, name):
     temperature = kwargs.pop("temperature", 0.5)
     with pytest.raises(ValueError, match=name):
         og.soft_value_iteration(mdp, temperature, **kwargs)
+
+
+# -- Anderson acceleration ------------------------------------------------------------------
+
+@pytest.mark.parametrize("backup", ["logsumexp", "mellowmax", "max"])
+def test_anderson_planner_same_fixed_point_and_gradient(backup):
+    grid = og.gridworld.GridWorld.open(12, 12)
+    mdp = og.gridworld.goal_task(grid, 143, 0.99, sparse=True)
+    tau = 0.0 if backup == "max" else 0.1
+
+    def plan(solver):
+        return og.soft_value_iteration(mdp, tau, backup=backup, tol=1e-11, solver=solver)
+
+    plain, fast = plan("iteration"), plan("anderson")
+    assert bool(plain.converged) and bool(fast.converged)
+    np.testing.assert_allclose(fast.q, plain.q, atol=1e-11 / (1 - 0.99) * 2)
+    if backup != "max":
+        def objective(r, solver):
+            q = og.soft_value_iteration(mdp._with(rewards=r), tau, backup=backup, tol=1e-11,
+                                        solver=solver).q
+            return jnp.sum(mdp.initial[:, None] * q)
+
+        g_plain = jax.grad(objective)(mdp.rewards, "iteration")
+        g_fast = jax.grad(objective)(mdp.rewards, "anderson")
+        np.testing.assert_allclose(g_fast, g_plain, rtol=1e-7, atol=1e-12)
+
+
+def test_anderson_takes_fewer_sweeps_with_a_smooth_backup_at_high_discount():
+    mdp = og.gridworld.goal_task(og.gridworld.GridWorld.open(30, 30), 899, 0.99, sparse=True)
+    plain = og.soft_value_iteration(mdp, 0.1, tol=1e-10)
+    fast = og.soft_value_iteration(mdp, 0.1, tol=1e-10, solver="anderson")
+    assert int(fast.iterations) * 2 < int(plain.iterations)
+
+
+def test_anderson_smdp_planner_matches_plain():
+    grid = og.gridworld.four_rooms()
+    task = og.gridworld.goal_task(grid, grid.state(7, 9), 0.95)
+    options = og.with_primitives(og.gridworld.hallway_options(grid))
+    reward, transition = og.option_models(task, options)
+    kwargs = dict(initiation=options.initiation, tol=1e-12)
+    plain = og.smdp_value_iteration(reward, transition, 0.05, **kwargs)
+    fast = og.smdp_value_iteration(reward, transition, 0.05, solver="anderson", **kwargs)
+    assert bool(fast.converged)
+    np.testing.assert_allclose(fast.q, plain.q, atol=1e-10)
+    np.testing.assert_allclose(fast.policy, plain.policy, atol=1e-8)

@@ -141,7 +141,7 @@ def _check_planner_args(temperature, kind, differentiation, init, shape) -> None
 
 
 _STATIC = ("kind", "tol", "max_iter", "differentiation", "num_sweeps", "adjoint_rtol",
-           "adjoint_max_iter")
+           "adjoint_max_iter", "solver")
 
 
 @functools.partial(jax.jit, static_argnames=("operator",) + _STATIC)
@@ -163,6 +163,7 @@ def soft_value_iteration(
     init: Optional[Array] = None,
     adjoint_rtol: Optional[float] = None,
     adjoint_max_iter: Optional[int] = None,
+    solver: str = "iteration",
 ) -> PlanResult:
     """Smooth (soft) value iteration `Q_{k+1} = r + γ P m_τ(Q_k)` from `Q_0 = init` (zeros).
 
@@ -178,6 +179,9 @@ def soft_value_iteration(
       num_sweeps: number of sweeps for "unrolled" (a fixed planning budget).
       init: `(S, A)` warm start (does not change the fixed point or its gradient).
       adjoint_rtol, adjoint_max_iter: adjoint-solve controls (see `fixed_point`).
+      solver: "iteration" (plain sweeps) or "anderson" (Anderson-accelerated sweeps and
+        adjoint; same fixed point and gradient, fewer sweeps at high γ with smooth backups —
+        see `optiongrad.implicit` and the README benchmarks).
 
     Returns:
       `PlanResult(q (S, A), policy (S, A), iterations, residual, converged)`. Gradients flow
@@ -193,7 +197,7 @@ def soft_value_iteration(
     return _plan(
         _bellman, (mdp, temperature), init, temperature, None, kind=backup, tol=tol,
         max_iter=max_iter, differentiation=differentiation, num_sweeps=num_sweeps,
-        adjoint_rtol=adjoint_rtol, adjoint_max_iter=adjoint_max_iter,
+        adjoint_rtol=adjoint_rtol, adjoint_max_iter=adjoint_max_iter, solver=solver,
     )
 
 
@@ -211,6 +215,7 @@ def smdp_value_iteration(
     init: Optional[Array] = None,
     adjoint_rtol: Optional[float] = None,
     adjoint_max_iter: Optional[int] = None,
+    solver: str = "iteration",
 ) -> PlanResult:
     """Smooth planning over options: `Q_O = R + P^O m_τ(Q_O)` (no extra γ: it is in `P^O`).
 
@@ -257,6 +262,7 @@ def smdp_value_iteration(
         _smdp_bellman, (reward, transition, temperature, mask), init, temperature,
         mask, kind=backup, tol=tol, max_iter=max_iter, differentiation=differentiation,
         num_sweeps=num_sweeps, adjoint_rtol=adjoint_rtol, adjoint_max_iter=adjoint_max_iter,
+        solver=solver,
     )
 
 
