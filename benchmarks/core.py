@@ -47,17 +47,20 @@ def cases(dtype):
 
     goals = jnp.arange(rooms.num_states)
 
-    def task(g):
-        return og.gridworld.goal_task(rooms, g, GAMMA, dtype=dtype)
+    def batch(sparse):
+        def task(g):
+            return og.gridworld.goal_task(rooms, g, GAMMA, dtype=dtype, sparse=sparse)
 
-    def fwd_all(gs):
-        return jax.vmap(lambda g: og.soft_value_iteration(task(g), TAU))(gs)
+        def fwd_all(gs):
+            return jax.vmap(lambda g: og.soft_value_iteration(task(g), TAU))(gs)
 
-    def grad_all(gs):
-        def single(g):
-            mdp = task(g)
-            return jax.value_and_grad(planner_return, has_aux=True)(mdp.rewards, model, mdp, TAU)
-        return jax.vmap(single)(gs)
+        def grad_all(gs):
+            def single(g):
+                mdp = task(g)
+                return jax.value_and_grad(planner_return, has_aux=True)(mdp.rewards, model, mdp,
+                                                                        TAU)
+            return jax.vmap(single)(gs)
+        return fwd_all, grad_all
 
     big_grid = og.gridworld.GridWorld.open(100, 100)
     big = og.gridworld.goal_task(big_grid, big_grid.state(50, 50), GAMMA, dtype=dtype)
@@ -71,7 +74,8 @@ def cases(dtype):
 
     return [
         ("four rooms, 1 goal (S=104)", fwd_one, grad_one, one.rewards),
-        ("four rooms, all 104 goals (vmap)", fwd_all, grad_all, goals),
+        ("four rooms, all 104 goals (vmap)", *batch(False), goals),
+        ("four rooms, all 104 goals (vmap, sparse)", *batch(True), goals),
         ("100×100 open grid (S=10⁴, sparse)", fwd_big, grad_big, big.rewards),
     ]
 
