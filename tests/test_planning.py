@@ -282,3 +282,59 @@ def test_anderson_smdp_planner_matches_plain():
     assert bool(fast.converged)
     np.testing.assert_allclose(fast.q, plain.q, atol=1e-10)
     np.testing.assert_allclose(fast.policy, plain.policy, atol=1e-8)
+
+
+# -- intra-option (matrix-free) planning over options -----------------------------------------
+
+def _four_rooms_options(sparse, seed=0):
+    grid = og.gridworld.four_rooms(0.1)
+    task = og.gridworld.goal_task(grid, grid.state(9, 3), 0.9, sparse=sparse)
+    rng = np.random.default_rng(seed)
+    pi = rng.random((3, grid.num_states, 4)) ** 3
+    pi /= pi.sum(-1, keepdims=True)
+    init = rng.random((3, grid.num_states)) < 0.5
+    options = og.with_primitives(og.Options(pi, rng.random((3, grid.num_states)), init))
+    return task, options
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("backup,tau", [("logsumexp", 0.05), ("max", 0.0)])
+def test_intra_option_planning_equals_smdp_planning_on_option_models(sparse, backup, tau):
+    task, options = _four_rooms_options(sparse)
+    dense_task, _ = _four_rooms_options(False)
+    reward, transition = og.option_models(dense_task, options)
+    smdp = og.smdp_value_iteration(reward, transition, tau, backup=backup, tol=1e-12,
+                                   initiation=options.initiation)
+    intra = og.intra_option_value_iteration(task, options, tau, backup=backup, tol=1e-12)
+    assert bool(intra.converged) and bool(smdp.converged)
+    np.testing.assert_allclose(intra.q, smdp.q, atol=1e-10)
+    if backup != "max":  # the hard policy splits exact ties (the goal), which rounding decides
+        np.testing.assert_allclose(intra.policy, smdp.policy, atol=1e-8)
+
+
+def test_intra_option_gradient_equals_option_model_gradient():
+    task, options = _four_rooms_options(True, seed=1)
+    dense_task, _ = _four_rooms_options(False, seed=1)
+    weights = jnp.asarray(np.random.default_rng(2).normal(size=(104, 7)))
+
+    def intra(policy, beta):
+        opts = og.Options(policy, beta, options.initiation)
+        return jnp.sum(weights * og.intra_option_value_iteration(task, opts, 0.05,
+                                                                 tol=1e-13).q)
+
+    def via_models(policy, beta):
+        opts = og.Options(policy, beta, options.initiation)
+        reward, transition = og.option_models(dense_task, opts)
+        return jnp.sum(weights * og.smdp_value_iteration(
+            reward, transition, 0.05, initiation=opts.initiation, tol=1e-13).q)
+
+    args = (options.policy, options.termination)
+    for a, b in zip(jax.grad(intra, (0, 1))(*args), jax.grad(via_models, (0, 1))(*args)):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-11)
+
+
+def test_intra_option_planning_rejects_mismatched_options():
+    task, options = _four_rooms_options(False)
+    small = og.Options(np.full((2, 5, 4), 0.25), np.ones((2, 5)))
+    with pytest.raises(ValueError, match="options"):
+        og.intra_option_value_iteration(task, small, 0.1)

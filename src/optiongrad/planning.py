@@ -240,21 +240,7 @@ def smdp_value_iteration(
     if transition.shape != (k, s, s):
         raise ValueError(f"transition: expected shape (K, S, S) = ({k}, {s}, {s}), "
                          f"got {transition.shape}")
-    mask = None
-    if initiation is not None:
-        initiation = jnp.asarray(initiation)
-        if initiation.shape != (k, s):
-            raise ValueError(f"initiation: expected shape (K, S) = ({k}, {s}), "
-                             f"got {initiation.shape}")
-        if is_concrete(initiation):
-            if initiation.dtype != jnp.bool_:
-                raise ValueError(f"initiation: expected a bool array, got {initiation.dtype}")
-            empty = ~np.asarray(initiation).any(axis=0)
-            if empty.any():
-                raise ValueError(
-                    f"initiation: state {int(np.argmax(empty))} has no available option"
-                )
-        mask = initiation.T
+    mask = _initiation_mask(initiation, k, s)
     _check_planner_args(temperature, backup, differentiation, init, (s, k))
     temperature = jnp.asarray(temperature, reward.dtype)
     init = jnp.zeros((s, k), reward.dtype) if init is None else jnp.asarray(init, reward.dtype)
@@ -263,6 +249,88 @@ def smdp_value_iteration(
         mask, kind=backup, tol=tol, max_iter=max_iter, differentiation=differentiation,
         num_sweeps=num_sweeps, adjoint_rtol=adjoint_rtol, adjoint_max_iter=adjoint_max_iter,
         solver=solver,
+    )
+
+
+def _initiation_mask(initiation, k: int, s: int):
+    """Validated `(S, K)` mask from `(K, S)` initiation sets (None stays None)."""
+    if initiation is None:
+        return None
+    initiation = jnp.asarray(initiation)
+    if initiation.shape != (k, s):
+        raise ValueError(f"initiation: expected shape (K, S) = ({k}, {s}), "
+                         f"got {initiation.shape}")
+    if is_concrete(initiation):
+        if initiation.dtype != jnp.bool_:
+            raise ValueError(f"initiation: expected a bool array, got {initiation.dtype}")
+        empty = ~np.asarray(initiation).any(axis=0)
+        if empty.any():
+            raise ValueError(f"initiation: state {int(np.argmax(empty))} has no available option")
+    return initiation.T
+
+
+def _intra_option_bellman(params, q, *, kind: str):
+    """`T(Q)[s, o] = Σ_a π^o[s, a] (r[s, a] + γ Σ_s' P[s, a, s'] U[s', o])` with
+    `U[s', o] = β^o[s'] m_τ(Q)[s'] + (1 − β^o[s']) Q[s', o]`; `params = (mdp, π, β, τ, mask)`."""
+    mdp, policy, termination, temperature, mask = params
+    value = backup(q, temperature, kind, mask)
+    beta = termination.T                                        # (S, K)
+    u = beta * value[:, None] + (1.0 - beta) * q
+    target = mdp.rewards[:, :, None] + mdp.discount * expectation(mdp.transitions, u)
+    return jnp.einsum("ksa,sak->sk", policy, target)
+
+
+def intra_option_value_iteration(
+    mdp: MDP,
+    options,
+    temperature,
+    *,
+    backup: str = "logsumexp",
+    tol: Optional[float] = None,
+    max_iter: int = 10_000,
+    differentiation: str = "implicit",
+    num_sweeps: Optional[int] = None,
+    init: Optional[Array] = None,
+    adjoint_rtol: Optional[float] = None,
+    adjoint_max_iter: Optional[int] = None,
+    solver: str = "iteration",
+) -> PlanResult:
+    """Matrix-free planning over options: the intra-option Bellman equation (Sutton, Precup &
+    Singh 1999, section 3), `Q_O[s, o] = Σ_a π^o[s, a] (r[s, a] + γ Σ_s' P[s, a, s']
+    (β^o[s'] V[s'] + (1 − β^o[s']) Q_O[s', o]))`, `V = m_τ(Q_O)` over available options.
+
+    Its fixed point is the same `Q_O = R + P^O V` as `smdp_value_iteration` on
+    `option_models(mdp, options)` (unrolling the continuation term gives the option models),
+    but no option model is formed: a sweep costs `O(K · S · A · B)` with sparse transitions and
+    memory is `O(K · S)`, so it scales to grids where `(K, S, S)` models cannot be stored.
+    (With `differentiation="unrolled"`, `num_sweeps` intra-option sweeps are not the same
+    budget as `num_sweeps` SMDP sweeps.)
+
+    Args:
+      mdp: the MDP (dense or sparse transitions).
+      options: `Options` with policies `(K, S, A)`, terminations `(K, S)` and optional
+        initiation sets (an option is chosen only where available; once running it continues
+        anywhere).
+      temperature, backup, tol, …: as in `soft_value_iteration`.
+
+    Returns:
+      `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`; differentiable in the MDP, the
+      options' policies and terminations, and the temperature.
+    """
+    k, s, a = options.policy.shape
+    if (s, a) != (mdp.num_states, mdp.num_actions):
+        raise ValueError(f"options: policies have (S, A) = ({s}, {a}), the MDP has "
+                         f"({mdp.num_states}, {mdp.num_actions})")
+    mask = _initiation_mask(options.initiation, k, s)
+    _check_planner_args(temperature, backup, differentiation, init, (s, k))
+    temperature = jnp.asarray(temperature, mdp.dtype)
+    init = jnp.zeros((s, k), mdp.dtype) if init is None else jnp.asarray(init, mdp.dtype)
+    params = (mdp, options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype),
+              temperature, mask)
+    return _plan(
+        _intra_option_bellman, params, init, temperature, mask, kind=backup, tol=tol,
+        max_iter=max_iter, differentiation=differentiation, num_sweeps=num_sweeps,
+        adjoint_rtol=adjoint_rtol, adjoint_max_iter=adjoint_max_iter, solver=solver,
     )
 
 
