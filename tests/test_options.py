@@ -258,3 +258,39 @@ def test_smdp_implicit_and_unrolled_gradients_agree():
     implicit = jax.grad(value)(reward, tol=1e-13)
     unrolled = jax.grad(value)(reward, differentiation="unrolled", num_sweeps=600)
     np.testing.assert_allclose(unrolled, implicit, rtol=1e-8, atol=1e-12)
+
+
+# -- matrix-free (intra-option) evaluation ------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_intra_option_policy_evaluation_equals_option_model_evaluation(seed):
+    mdp, _, options, mu = setup(seed)
+    reward, transition = option_models(mdp, options)
+    expected = smdp_policy_evaluation(reward, transition, mu)
+    got = og.intra_option_policy_evaluation(mdp, options, mu, tol=1e-13)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_intra_option_policy_evaluation_sparse_and_gradients():
+    grid = og.gridworld.four_rooms(0.1)
+    sparse = og.gridworld.goal_task(grid, 40, 0.9, sparse=True)
+    dense = og.gridworld.goal_task(grid, 40, 0.9)
+    rng = np.random.default_rng(5)
+    options = random_options(rng, 3, 104, 4)
+    mu = jnp.asarray(random_mu(rng, options))
+
+    def intra(mu, beta):
+        opts = Options._unchecked(options.policy, beta, options.initiation)
+        return sparse.initial @ og.intra_option_policy_evaluation(sparse, opts, mu, tol=1e-13)
+
+    def models(mu, beta):
+        opts = Options._unchecked(options.policy, beta, options.initiation)
+        reward, transition = option_models(dense, opts)
+        return dense.initial @ smdp_policy_evaluation(reward, transition, mu)
+
+    args = (mu, options.termination)
+    np.testing.assert_allclose(intra(*args), models(*args), rtol=1e-10)
+    for a, b in zip(jax.grad(intra, (0, 1))(*args), jax.grad(models, (0, 1))(*args)):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+    with pytest.raises(ValueError, match="mu"):
+        og.intra_option_policy_evaluation(sparse, options, mu[:, :2])

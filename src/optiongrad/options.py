@@ -31,9 +31,10 @@ import numpy as np
 
 from optiongrad._checks import check_distribution_rows, check_finite, is_concrete
 from optiongrad._pytree import ValidatedPytree
+from optiongrad.implicit import fixed_point
 from optiongrad.mdp import MDP
 from optiongrad.multistep import lambda_model
-from optiongrad.transitions import SparseTransitions, policy_matrix
+from optiongrad.transitions import SparseTransitions, expectation, policy_matrix
 
 Array = jax.Array
 
@@ -170,6 +171,45 @@ def smdp_policy_evaluation(reward: Array, transition: Array, mu: Array) -> Array
     r_mu = jnp.sum(mu * reward, axis=1)
     p_mu = jnp.einsum("sk,kst->st", mu, transition)
     return jnp.linalg.solve(jnp.eye(s, dtype=reward.dtype) - p_mu, r_mu)
+
+
+def intra_option_update(mdp: MDP, policy: Array, termination: Array, q: Array,
+                        value: Array) -> Array:
+    """One intra-option backup (Sutton, Precup & Singh 1999, section 3), `(S, K)`:
+
+        Q[s, o] ← Σ_a π^o[s, a] (r[s, a] + γ Σ_s' P[s, a, s'] (β^o[s'] V[s']
+                                                                + (1 − β^o[s']) Q[s', o]))
+
+    with `policy (K, S, A)`, `termination (K, S)`, `q (S, K)` and the value on termination
+    `value (S,)`. Matrix-free: `O(K S A B)` with sparse transitions."""
+    beta = termination.T
+    u = beta * value[:, None] + (1.0 - beta) * q
+    target = mdp.rewards[:, :, None] + mdp.discount * expectation(mdp.transitions, u)
+    return jnp.einsum("ksa,sak->sk", policy, target)
+
+
+def intra_option_policy_evaluation(mdp: MDP, options: Options, mu: Array, *,
+                                   tol: Optional[float] = None, max_iter: int = 100_000) -> Array:
+    """Value `v_μ (S,)` of the call-and-return policy over options `μ (S, K)`, matrix-free.
+
+    The fixed point of `Q ← intra_option_update(Q, V = Σ_o μ[:, o] Q[:, o])` (iterated to
+    `tol`, differentiable by the implicit function theorem); equal to
+    `smdp_policy_evaluation(*option_models(mdp, options), mu)` without forming the
+    `(K, S, S)` option models, so it works for large sparse MDPs.
+    """
+    k, s, _ = options.policy.shape
+    mu = jnp.asarray(mu, mdp.dtype)
+    if mu.shape != (s, k):
+        raise ValueError(f"mu: expected shape (S, K) = ({s}, {k}), got {mu.shape}")
+
+    def operator(params, q):
+        mdp, policy, termination, mu = params
+        return intra_option_update(mdp, policy, termination, q, jnp.sum(mu * q, axis=1))
+
+    params = (mdp, options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype), mu)
+    q = fixed_point(operator, params, jnp.zeros((s, k), mdp.dtype), tol=tol,
+                    max_iter=max_iter).value
+    return jnp.sum(mu * q, axis=1)
 
 
 def flat_policy_evaluation(mdp: MDP, options: Options, mu: Array) -> Array:

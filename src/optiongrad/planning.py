@@ -38,6 +38,7 @@ import numpy as np
 from optiongrad._checks import check_choice, is_concrete
 from optiongrad.implicit import DIFFERENTIATION, fixed_point
 from optiongrad.mdp import MDP
+from optiongrad.options import intra_option_update
 from optiongrad.transitions import expectation
 
 Array = jax.Array
@@ -270,14 +271,10 @@ def _initiation_mask(initiation, k: int, s: int):
 
 
 def _intra_option_bellman(params, q, *, kind: str):
-    """`T(Q)[s, o] = Σ_a π^o[s, a] (r[s, a] + γ Σ_s' P[s, a, s'] U[s', o])` with
-    `U[s', o] = β^o[s'] m_τ(Q)[s'] + (1 − β^o[s']) Q[s', o]`; `params = (mdp, π, β, τ, mask)`."""
+    """`T(Q) = intra_option_update(Q, V = m_τ(Q))`; `params = (mdp, π, β, τ, mask)`."""
     mdp, policy, termination, temperature, mask = params
-    value = backup(q, temperature, kind, mask)
-    beta = termination.T                                        # (S, K)
-    u = beta * value[:, None] + (1.0 - beta) * q
-    target = mdp.rewards[:, :, None] + mdp.discount * expectation(mdp.transitions, u)
-    return jnp.einsum("ksa,sak->sk", policy, target)
+    return intra_option_update(mdp, policy, termination, q,
+                               backup(q, temperature, kind, mask))
 
 
 def intra_option_value_iteration(
