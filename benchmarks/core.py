@@ -47,18 +47,18 @@ def cases(dtype):
 
     goals = jnp.arange(rooms.num_states)
 
-    def batch(sparse):
+    def batch(sparse, solver="iteration"):
         def task(g):
             return og.gridworld.goal_task(rooms, g, GAMMA, dtype=dtype, sparse=sparse)
 
         def fwd_all(gs):
-            return jax.vmap(lambda g: og.soft_value_iteration(task(g), TAU))(gs)
+            return jax.vmap(lambda g: og.soft_value_iteration(task(g), TAU, solver=solver))(gs)
 
         def grad_all(gs):
             def single(g):
                 mdp = task(g)
                 return jax.value_and_grad(planner_return, has_aux=True)(mdp.rewards, model, mdp,
-                                                                        TAU)
+                                                                        TAU, solver=solver)
             return jax.vmap(single)(gs)
         return fwd_all, grad_all
 
@@ -76,6 +76,8 @@ def cases(dtype):
         ("four rooms, 1 goal (S=104)", fwd_one, grad_one, one.rewards),
         ("four rooms, all 104 goals (vmap)", *batch(False), goals),
         ("four rooms, all 104 goals (vmap, sparse)", *batch(True), goals),
+        ("four rooms, all 104 goals (vmap, solver=\"newton\")", *batch(False, "newton"),
+         goals),
         ("100×100 open grid (S=10⁴, sparse)", fwd_big, grad_big, big.rewards),
     ]
 

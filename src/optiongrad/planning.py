@@ -35,11 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optiongrad._checks import check_choice, is_concrete
+from optiongrad import newton
+from optiongrad._checks import check_choice, default_tol, is_concrete
 from optiongrad.implicit import DIFFERENTIATION, fixed_point
 from optiongrad.mdp import MDP
 from optiongrad.options import intra_option_update
-from optiongrad.transitions import expectation
+from optiongrad.transitions import SparseTransitions, expectation
 
 Array = jax.Array
 
@@ -180,9 +181,11 @@ def soft_value_iteration(
       num_sweeps: number of sweeps for "unrolled" (a fixed planning budget).
       init: `(S, A)` warm start (does not change the fixed point or its gradient).
       adjoint_rtol, adjoint_max_iter: adjoint-solve controls (see `fixed_point`).
-      solver: "iteration" (plain sweeps) or "anderson" (Anderson-accelerated sweeps and
+      solver: "iteration" (plain sweeps), "anderson" (Anderson-accelerated sweeps and
         adjoint; same fixed point and gradient, fewer sweeps at high γ with smooth backups —
-        see `optiongrad.implicit` and the README benchmarks).
+        see `optiongrad.implicit` and the README benchmarks) or, for dense MDPs with the
+        logsumexp or max backup, "newton" (soft policy iteration warm start,
+        `optiongrad.newton`, then plain sweeps to `tol`; `iterations` counts only those).
 
     Returns:
       `PlanResult(q (S, A), policy (S, A), iterations, residual, converged)`. Gradients flow
@@ -195,6 +198,17 @@ def soft_value_iteration(
     _check_planner_args(temperature, backup, differentiation, init, shape)
     temperature = jnp.asarray(temperature, mdp.dtype)
     init = jnp.zeros(shape, mdp.dtype) if init is None else jnp.asarray(init, mdp.dtype)
+    if solver == "newton":
+        if backup not in newton.BACKUPS or differentiation != "implicit":
+            raise ValueError(f"solver: 'newton' needs backup in {newton.BACKUPS} and "
+                             f"differentiation='implicit', got backup={backup!r}, "
+                             f"differentiation={differentiation!r}")
+        if isinstance(mdp.transitions, SparseTransitions):
+            raise ValueError("solver: 'newton' needs dense transitions (it solves S × S "
+                             "systems); use 'iteration' or 'anderson' for sparse MDPs")
+        init, _ = newton.policy_iteration_q(
+            mdp, temperature, backup, init, default_tol(mdp.dtype) if tol is None else tol)
+        solver = "iteration"
     return _plan(
         _bellman, (mdp, temperature), init, temperature, None, kind=backup, tol=tol,
         max_iter=max_iter, differentiation=differentiation, num_sweeps=num_sweeps,
