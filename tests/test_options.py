@@ -294,3 +294,31 @@ def test_intra_option_policy_evaluation_sparse_and_gradients():
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
     with pytest.raises(ValueError, match="mu"):
         og.intra_option_policy_evaluation(sparse, options, mu[:, :2])
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_apply_option_models_equals_dense_models_times_vector(sparse):
+    grid = og.gridworld.four_rooms(0.2)
+    task = og.gridworld.goal_task(grid, 60, 0.95, sparse=sparse)
+    dense = og.gridworld.goal_task(grid, 60, 0.95)
+    rng = np.random.default_rng(7)
+    options = random_options(rng, 3, 104, 4)
+    v = jnp.asarray(rng.normal(size=104))
+    reward, pv = og.apply_option_models(task, options, v, tol=1e-13)
+    r_ref, p_ref = option_models(dense, options)
+    np.testing.assert_allclose(reward, r_ref, atol=1e-11)
+    np.testing.assert_allclose(pv, jnp.einsum("kst,t->sk", p_ref, v), atol=1e-11)
+
+    def fast(beta):
+        r, p = og.apply_option_models(task, Options._unchecked(options.policy, beta, None), v,
+                                      tol=1e-13)
+        return jnp.sum(r * p)
+
+    def slow(beta):
+        r, p = option_models(dense, Options._unchecked(options.policy, beta, None))
+        return jnp.sum(r * jnp.einsum("kst,t->sk", p, v))
+
+    np.testing.assert_allclose(jax.grad(fast)(options.termination),
+                               jax.grad(slow)(options.termination), rtol=1e-8, atol=1e-11)
+    with pytest.raises(ValueError, match="v"):
+        og.apply_option_models(task, options, v[:5])

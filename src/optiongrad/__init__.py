@@ -35,6 +35,7 @@ from optiongrad.option_gradient import (
 from optiongrad.objectives import envelope_gradient, planner_return, soft_optimal_return
 from optiongrad.options import (
     Options,
+    apply_option_models,
     concatenate,
     flat_policy_evaluation,
     intra_option_policy_evaluation,
@@ -69,6 +70,7 @@ __all__ = [
     "Options",
     "PlanResult",
     "SparseTransitions",
+    "apply_option_models",
     "backup",
     "backup_policy",
     "concatenate",

@@ -188,6 +188,38 @@ def intra_option_update(mdp: MDP, policy: Array, termination: Array, q: Array,
     return jnp.einsum("ksa,sak->sk", policy, target)
 
 
+def apply_option_models(mdp: MDP, options: Options, v: Array, *, tol: Optional[float] = None,
+                        max_iter: int = 100_000) -> tuple[Array, Array]:
+    """Option models applied to a vector without forming them: `(r^O (S, K), P^O v (S, K))`.
+
+    Both are `D_o w` with `D_o = (I − γ P_{π^o} Λ^o)^{-1}`, `w = r_{π^o}` and
+    `w = γ P_{π^o} (β^o ⊙ v)`; `z = D_o w` is the fixed point of
+    `z ← w + γ P_{π^o} ((1 − β^o) ⊙ z)`, a γ-contraction solved by `fixed_point` (implicit
+    gradient) with sparse or dense transitions in `O(K S A B)` per sweep. Equal to
+    `option_models(mdp, options)` followed by `P^o @ v`, which needs `(K, S, S)` memory.
+    """
+    k, s, a = options.policy.shape
+    v = jnp.asarray(v, mdp.dtype)
+    if v.shape != (s,):
+        raise ValueError(f"v: expected shape (S,) = ({s},), got {v.shape}")
+    policy = options.policy.astype(mdp.dtype)
+    beta = options.termination.astype(mdp.dtype).T                       # (S, K)
+
+    def p_pi(x):  # (S, K, ...) -> Σ_a π^o[s, a] Σ_s' P[s, a, s'] x[s', o, ...]
+        return jnp.einsum("ksa,sak...->sk...", policy, expectation(mdp.transitions, x))
+
+    w = jnp.stack([jnp.einsum("ksa,sa->sk", policy, mdp.rewards),
+                   mdp.discount * p_pi(beta * v[:, None])], axis=-1)      # (S, K, 2)
+
+    def operator(params, z):
+        w, beta, discount = params
+        return w + discount * p_pi((1.0 - beta)[:, :, None] * z)
+
+    z = fixed_point(operator, (w, beta, mdp.discount), jnp.zeros_like(w), tol=tol,
+                    max_iter=max_iter).value
+    return z[..., 0], z[..., 1]
+
+
 def intra_option_policy_evaluation(mdp: MDP, options: Options, mu: Array, *,
                                    tol: Optional[float] = None, max_iter: int = 100_000) -> Array:
     """Value `v_μ (S,)` of the call-and-return policy over options `μ (S, K)`, matrix-free.

@@ -1,0 +1,23 @@
+"""Every benchmark in one run, written into the README (needs the `bench` extra):
+
+    pip install ".[bench]" && python benchmarks/run_all.py
+
+Runs `core.py` (planner and gradient times, implicit vs unrolled memory) and `scale.py`
+(large grids vs numpy/scipy and pymdptoolbox, scaling curves, bandwidth bound, solvers).
+About 15 minutes on 2 cores. Never part of the test suite.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import core  # noqa: E402
+import scale  # noqa: E402
+
+if __name__ == "__main__":
+    readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+    figure = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "figures",
+                          "scaling.png")
+    core.main(["--readme", readme])
+    scale.main(["--readme", readme, "--figure", figure])
