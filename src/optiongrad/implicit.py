@@ -174,6 +174,12 @@ def _iterate(op, params, init, config: _Config):
     return x, k + k_plain, residual
 
 
+def _threshold(tol: float, rtol: float, norm, x) -> Array:
+    """The stopping threshold `tol + rtol · norm(x)`; `rtol` is a Python float, so with
+    rtol = 0 no pass over `x` is spent on `norm(x)`."""
+    return tol + rtol * norm(x) if rtol else jnp.asarray(tol, x.dtype)
+
+
 def _solve_plain(fn, x0, residual0, tol, rtol, max_iter, norm):
     """`x ← fn(x)` from `x0` until `norm(x_{k+1} − x_k) ≤ tol + rtol · norm(x_{k+1})` or
     `max_iter` sweeps; `residual0` is the residual of `x0` (inf if unknown; if it already
@@ -181,9 +187,7 @@ def _solve_plain(fn, x0, residual0, tol, rtol, max_iter, norm):
 
     def cond(carry):
         k, x, residual = carry
-        # `rtol` is a Python float: with rtol = 0 no pass over `x` is spent on `norm(x)`.
-        threshold = tol + rtol * norm(x) if rtol else tol
-        return (k < max_iter) & (residual > threshold)
+        return (k < max_iter) & (residual > _threshold(tol, rtol, norm, x))
 
     def body(carry):
         k, x, _ = carry
@@ -285,7 +289,8 @@ def _anderson(fn, init, tol, rtol, max_iter, memory, *, norm):
 
     def cond(carry):
         k, _, f, _, residual, best, stall, *_ = carry
-        return (k < max_iter) & (residual > tol + rtol * norm(f)) & (stall < patience)
+        return ((k < max_iter) & (residual > _threshold(tol, rtol, norm, f))
+                & (stall < patience))
 
     def body(carry):
         k, x, f, r, residual, best, stall, d_f, d_r, gram, count, slot = carry

@@ -30,20 +30,16 @@ Array = jax.Array
 BACKUPS = ("logsumexp", "max")
 
 
-def _greedy(q: Array) -> Array:
-    best = (q == jnp.max(q, axis=-1, keepdims=True)).astype(q.dtype)
-    return best / jnp.sum(best, axis=-1, keepdims=True)
-
-
 def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp") -> Array:
-    """One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`."""
-    if kind == "max":
-        policy = _greedy(q)
-        bonus = jnp.zeros(q.shape[0], q.dtype)
-    else:
-        log_policy = jax.nn.log_softmax(q / temperature, axis=-1)
-        policy = jnp.exp(log_policy)
-        bonus = -temperature * jnp.sum(policy * log_policy, axis=-1)
+    """One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`.
+
+    `π` is the planner's own policy for `Q` (`planning.backup_policy`) and the per-state bonus
+    is `m_τ(Q) − Σ_a π Q`, which is `τ H(π)` for logsumexp and 0 for max.
+    """
+    from optiongrad.planning import backup, backup_policy  # planning imports this module
+
+    policy = backup_policy(q, temperature, kind)
+    bonus = backup(q, temperature, kind) - jnp.sum(policy * q, axis=-1)
     p_pi = policy_matrix(mdp.transitions, policy)
     r_pi = jnp.sum(policy * mdp.rewards, axis=-1) + bonus
     eye = jnp.eye(mdp.num_states, dtype=q.dtype)

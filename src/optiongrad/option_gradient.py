@@ -160,19 +160,32 @@ def hierarchical_return(options: Options, task: MDP, planner: ExtrinsicPlanner
     return smdp_return(reward, transition, task.initial, planner, options.initiation)
 
 
-def goal_returns(options: Options, environment: MDP, goals: Array, planner: ExtrinsicPlanner
-                 ) -> Array:
-    """`hierarchical_return` in every goal task `goals (T,)` of `environment`, shape `(T,)`.
-
-    One `vmap` over goals; the option models of all goals come from one factorisation per
-    option (`optiongrad.goal_tasks.goal_option_models`).
-    """
+def goal_models(options: Options, environment: MDP, goals: Array, planner: ExtrinsicPlanner
+                ) -> tuple[Options, Array, Array, Array]:
+    """The options as `planner` uses them (primitives appended when configured) and their
+    models in the goal tasks `goals (T,)` of `environment`: `(options, reward (T, S, K),
+    transition (T, K, S, S), initial (T, S))`, from one factorisation per option
+    (`optiongrad.goal_tasks.goal_option_models`)."""
     options = _planned_options(options, planner)
-    reward, transition, initial = goal_option_models(environment, options, goals)
-    returns, _ = jax.vmap(
-        lambda r, p, s0: smdp_return(r, p, s0, planner, options.initiation))(
+    return (options, *goal_option_models(environment, options, goals))
+
+
+def batched_smdp_returns(reward: Array, transition: Array, initial: Array,
+                         planner: ExtrinsicPlanner, initiation: Optional[Array] = None
+                         ) -> Array:
+    """`smdp_return` for a batch of tasks (leading axis `T` of `reward`, `transition` and
+    `initial`; shared `initiation`), one `vmap`; shape `(T,)`."""
+    returns, _ = jax.vmap(lambda r, p, s0: smdp_return(r, p, s0, planner, initiation))(
         reward, transition, initial)
     return returns
+
+
+def goal_returns(options: Options, environment: MDP, goals: Array, planner: ExtrinsicPlanner
+                 ) -> Array:
+    """`hierarchical_return` in every goal task `goals (T,)` of `environment`, shape `(T,)`:
+    `goal_models` then `batched_smdp_returns`."""
+    options, reward, transition, initial = goal_models(options, environment, goals, planner)
+    return batched_smdp_returns(reward, transition, initial, planner, options.initiation)
 
 
 def diversity(options: Options, environment: MDP) -> Array:

@@ -194,30 +194,31 @@ def apply_option_models(mdp: MDP, options: Options, v: Array, *, tol: Optional[f
 
     Both are `D_o w` with `D_o = (I − γ P_{π^o} Λ^o)^{-1}`, `w = r_{π^o}` and
     `w = γ P_{π^o} (β^o ⊙ v)`; `z = D_o w` is the fixed point of
-    `z ← w + γ P_{π^o} ((1 − β^o) ⊙ z)`, a γ-contraction solved by `fixed_point` (implicit
-    gradient) with sparse or dense transitions in `O(K S A B)` per sweep. Equal to
+    `z ← w + γ P_{π^o} ((1 − β^o) ⊙ z)` — `intra_option_update` with the MDP's reward and
+    value 0 on termination, or with reward 0 and value `v` — a γ-contraction solved by
+    `fixed_point` (implicit gradient) with sparse or dense transitions in `O(K S A B)` per
+    sweep. Equal to
     `option_models(mdp, options)` followed by `P^o @ v`, which needs `(K, S, S)` memory.
     """
-    k, s, a = options.policy.shape
+    s = options.num_states
     v = jnp.asarray(v, mdp.dtype)
     if v.shape != (s,):
         raise ValueError(f"v: expected shape (S,) = ({s},), got {v.shape}")
-    policy = options.policy.astype(mdp.dtype)
-    beta = options.termination.astype(mdp.dtype).T                       # (S, K)
-
-    def p_pi(x):  # (S, K, ...) -> Σ_a π^o[s, a] Σ_s' P[s, a, s'] x[s', o, ...]
-        return jnp.einsum("ksa,sak...->sk...", policy, expectation(mdp.transitions, x))
-
-    w = jnp.stack([jnp.einsum("ksa,sa->sk", policy, mdp.rewards),
-                   mdp.discount * p_pi(beta * v[:, None])], axis=-1)      # (S, K, 2)
+    # Both are intra-option fixed points: the reward model with the MDP's reward and no value
+    # on termination, `P^O v` with zero reward and value `v` on termination.
+    rewards = jnp.stack([mdp.rewards, jnp.zeros_like(mdp.rewards)])
+    values = jnp.stack([jnp.zeros_like(v), v])
 
     def operator(params, z):
-        w, beta, discount = params
-        return w + discount * p_pi((1.0 - beta)[:, :, None] * z)
+        mdp, policy, termination, rewards, values = params
+        return jax.vmap(lambda r, value, q: intra_option_update(
+            mdp._with(rewards=r), policy, termination, q, value))(rewards, values, z)
 
-    z = fixed_point(operator, (w, beta, mdp.discount), jnp.zeros_like(w), tol=tol,
-                    max_iter=max_iter).value
-    return z[..., 0], z[..., 1]
+    params = (mdp, options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype),
+              rewards, values)
+    z = fixed_point(operator, params, jnp.zeros((2, s, options.num_options), mdp.dtype),
+                    tol=tol, max_iter=max_iter).value
+    return z[0], z[1]
 
 
 def intra_option_policy_evaluation(mdp: MDP, options: Options, mu: Array, *,

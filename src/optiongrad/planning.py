@@ -118,7 +118,7 @@ def _bellman(params, q, *, kind: str):
     )
 
 
-def _smdp_bellman(params, q, *, kind: str):
+def smdp_bellman(params, q, *, kind: str):
     """`T(Q)[s, o] = R[s, o] + Σ_s' P^o[s, s'] m_τ(Q)[s']`; `params = (R, P^O, τ, mask)`."""
     reward, transition, temperature, mask = params
     value = backup(q, temperature, kind, mask)
@@ -260,7 +260,7 @@ def smdp_value_iteration(
     temperature = jnp.asarray(temperature, reward.dtype)
     init = jnp.zeros((s, k), reward.dtype) if init is None else jnp.asarray(init, reward.dtype)
     return _plan(
-        _smdp_bellman, (reward, transition, temperature, mask), init, temperature,
+        smdp_bellman, (reward, transition, temperature, mask), init, temperature,
         mask, kind=backup, tol=tol, max_iter=max_iter, differentiation=differentiation,
         num_sweeps=num_sweeps, adjoint_rtol=adjoint_rtol, adjoint_max_iter=adjoint_max_iter,
         solver=solver,

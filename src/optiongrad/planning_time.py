@@ -17,6 +17,7 @@ effect on four rooms: with hallway options, values reach every room in a couple 
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import jax
@@ -26,7 +27,7 @@ from optiongrad._checks import check_choice, check_positive_int
 from optiongrad.mdp import MDP
 from optiongrad.options import Options, option_models, primitive_options, with_primitives
 from optiongrad.planning import backup as apply_backup
-from optiongrad.planning import smdp_value_iteration, soft_value_iteration
+from optiongrad.planning import smdp_bellman, smdp_value_iteration, soft_value_iteration
 from optiongrad.transitions import expectation
 
 Array = jax.Array
@@ -41,8 +42,7 @@ def _models(mdp: MDP, options: Optional[Options], include_primitives: bool):
     elif include_primitives:
         options = with_primitives(options)
     reward, transition = option_models(mdp, options)
-    mask = None if options.initiation is None else options.initiation.T
-    return reward, transition, mask
+    return reward, transition, options.initiation
 
 
 def sweep_values(
@@ -57,11 +57,13 @@ def sweep_values(
     """State values `V_k = m_τ(Q_k)` after `k = 0, 1, …, num_sweeps` sweeps from zero,
     shape `(num_sweeps + 1, S)` (Sutton et al. 1999, value propagation figure)."""
     check_positive_int(num_sweeps, "num_sweeps")
-    reward, transition, mask = _models(mdp, options, include_primitives)
+    reward, transition, initiation = _models(mdp, options, include_primitives)
     tau = jnp.asarray(temperature, mdp.dtype)
+    mask = None if initiation is None else initiation.T
+    bellman = functools.partial(smdp_bellman, (reward, transition, tau, mask), kind=backup)
 
     def sweep(q, _):
-        q_next = reward + jnp.einsum("kst,t->sk", transition, apply_backup(q, tau, backup, mask))
+        q_next = bellman(q)
         return q_next, apply_backup(q_next, tau, backup, mask)
 
     _, values = jax.lax.scan(sweep, jnp.zeros_like(reward), None, length=num_sweeps)
@@ -93,9 +95,9 @@ def planning_sweeps(
 
     Works under `jax.vmap` over tasks (e.g. goals).
     """
-    reward, transition, mask = _models(mdp, options, include_primitives)
+    reward, transition, initiation = _models(mdp, options, include_primitives)
     return model_planning_sweeps(
-        mdp, reward, transition, initiation=None if mask is None else mask.T,
+        mdp, reward, transition, initiation=initiation,
         criterion=criterion, epsilon=epsilon, backup=backup, temperature=temperature,
         max_sweeps=max_sweeps)
 
@@ -123,6 +125,7 @@ def model_planning_sweeps(
     check_positive_int(max_sweeps, "max_sweeps")
     mask = None if initiation is None else jnp.asarray(initiation).T
     tau = jnp.asarray(temperature, mdp.dtype)
+    bellman = functools.partial(smdp_bellman, (reward, transition, tau, mask), kind=backup)
     if criterion == "values":
         target = smdp_value_iteration(
             reward, transition, tau, initiation=initiation,
@@ -153,7 +156,7 @@ def model_planning_sweeps(
 
     def body(carry):
         k, q, _ = carry
-        q_next = reward + jnp.einsum("kst,t->sk", transition, apply_backup(q, tau, backup, mask))
+        q_next = bellman(q)
         return k + 1, q_next, done(apply_backup(q_next, tau, backup, mask))
 
     start = (jnp.int32(1), jnp.zeros_like(reward), done(jnp.zeros(mdp.num_states, mdp.dtype)))

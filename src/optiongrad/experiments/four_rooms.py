@@ -31,20 +31,21 @@ import optax
 
 from optiongrad import discovery, gridworld, rewards
 from optiongrad.evaluation import expected_return
-from optiongrad.goal_tasks import goal_option_models, goal_task
 from optiongrad.experiments.io import atomic_write, write_csv, write_json
+from optiongrad.goal_tasks import goal_task
 from optiongrad.option_gradient import (
     ExtrinsicPlanner,
+    batched_smdp_returns,
+    goal_models,
     goal_returns,
     init_params,
     make_options,
     option_gradient_objective,
 )
-from optiongrad.options import Options, primitive_options, with_primitives
+from optiongrad.options import Options, primitive_options
 from optiongrad.planning import soft_value_iteration
 from optiongrad.planning_time import model_planning_sweeps
 
-METHODS = ("learned", "primitives", "hallway", "random", "eigenoptions")
 REWARDS = ("tabular", "state")
 CHECKPOINT = "checkpoint.npz"
 MAX_SWEEPS = 100  # primitives alone need 20 on four rooms at γ = 0.9
@@ -127,10 +128,10 @@ class Setup:
                       else rewards.tabular(s, 4, init_scale=config.init_scale))
         self.optimal_q, self.optimal, self.uniform = _references(self.environment)
 
-    def normalise(self, returns: np.ndarray, goals: np.ndarray) -> float:
-        j, j_star, j_rand = (float(np.mean(x[goals])) for x in (returns, self.optimal,
-                                                               self.uniform))
-        return (j - j_rand) / (j_star - j_rand)
+    def normalise(self, mean_return: float, goals: np.ndarray) -> float:
+        """`(J − J_random)/(J* − J_random)` with set means over `goals`."""
+        j_star, j_rand = self.optimal[goals].mean(), self.uniform[goals].mean()
+        return float((mean_return - j_rand) / (j_star - j_rand))
 
 
 def _references(environment):
@@ -167,9 +168,10 @@ def evaluate(setup: Setup, options: Optional[Options], planner: ExtrinsicPlanner
                                                              planner))
     scores = {}
     for name, subset in (("train", setup.train), ("test", setup.test)):
+        mean_return = float(np.mean(returns[subset]))
         scores[name] = {
-            "return": float(np.mean(returns[subset])),
-            "normalized_return": setup.normalise(returns, subset),
+            "return": mean_return,
+            "normalized_return": setup.normalise(mean_return, subset),
             "planning_sweeps": float(np.mean(counts[subset])),
             "never_optimal": int(np.sum(counts[subset] > MAX_SWEEPS)),
         }
@@ -180,9 +182,8 @@ def evaluate(setup: Setup, options: Optional[Options], planner: ExtrinsicPlanner
 def _goal_scores(options: Options, environment, optimal_q, planner: ExtrinsicPlanner):
     """Per goal (all states): return of the planned `μ` and planning sweeps (hard VI)."""
     goals = jnp.arange(environment.num_states)
-    returns = goal_returns(options, environment, goals, planner)
-    planned = with_primitives(options) if planner.include_primitives else options
-    reward, transition, _ = goal_option_models(environment, planned, goals)
+    planned, reward, transition, initial = goal_models(options, environment, goals, planner)
+    returns = batched_smdp_returns(reward, transition, initial, planner, planned.initiation)
 
     def sweeps(goal, r, p, q_star):
         return model_planning_sweeps(goal_task(environment, goal), r, p,
@@ -264,8 +265,8 @@ def train(setup: Setup, out_dir: Optional[str] = None, *, resume: bool = False,
         tic = time.perf_counter()
         state, metrics = step(state)
         row = {"step": t, **{k: v.item() for k, v in metrics.items()}}
-        row["train_normalized"] = _normalise_mean(setup, row["train_return"], setup.train)
-        row["test_normalized"] = _normalise_mean(setup, row["test_return"], setup.test)
+        row["train_normalized"] = setup.normalise(row["train_return"], setup.train)
+        row["test_normalized"] = setup.normalise(row["test_return"], setup.test)
         row["seconds"] = time.perf_counter() - tic
         rows.append(row)
         if out_dir is not None:
@@ -276,11 +277,6 @@ def train(setup: Setup, out_dir: Optional[str] = None, *, resume: bool = False,
         bar.update()
     bar.close()
     return state[0], rows
-
-
-def _normalise_mean(setup: Setup, mean_return: float, goals) -> float:
-    j_star, j_rand = setup.optimal[goals].mean(), setup.uniform[goals].mean()
-    return float((mean_return - j_rand) / (j_star - j_rand))
 
 
 def _progress(total: int, initial: int, enabled: bool):
