@@ -9,6 +9,7 @@ from optiongrad import (
     discovery,
     goal_tasks,
     gridworld,
+    gym,
     implicit,
     multistep,
     newton,
@@ -24,6 +25,7 @@ from optiongrad.evaluation import expected_return, occupancy, policy_evaluation,
 from optiongrad.implicit import FixedPointResult, fixed_point
 from optiongrad.mdp import MDP, from_action_major, random_mdp, to_action_major
 from optiongrad.goal_tasks import goal_option_models
+from optiongrad.gym import OptionsEnv, TabularEnv, from_gymnasium
 from optiongrad.multistep import lambda_model
 from optiongrad.option_gradient import (
     ExtrinsicPlanner,
@@ -65,11 +67,13 @@ __all__ = [
     "BACKUPS",
     "ExtrinsicPlanner",
     "OptionParams",
+    "OptionsEnv",
     "FixedPointResult",
     "MDP",
     "Options",
     "PlanResult",
     "SparseTransitions",
+    "TabularEnv",
     "apply_option_models",
     "backup",
     "backup_policy",
@@ -80,10 +84,12 @@ __all__ = [
     "fixed_point",
     "flat_policy_evaluation",
     "from_action_major",
+    "from_gymnasium",
     "goal_option_models",
     "goal_returns",
     "goal_tasks",
     "gridworld",
+    "gym",
     "hierarchical_return",
     "implicit",
     "intra_option_policy_evaluation",
