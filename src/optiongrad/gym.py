@@ -252,16 +252,21 @@ class TabularEnv(gymnasium.Env):
         return int(action)
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        """Draw `s_0 ~ mdp.initial` (seeding `np_random` when `seed` is given); returns
+        `(s_0, {"prob": s0[s_0]})`. `options` is accepted for the gymnasium API and unused."""
         super().reset(seed=seed)
         self.state = self._draw(self._initial_cumulative)
         return self.state, {"prob": float(self.initial_state_distrib[self.state])}
 
     def step(self, action):
+        """Draw `s' ~ P[s, action, ·]`; returns `(s', r[s, action], s' terminal, False,
+        {"prob": P[s, action, s']})`."""
         a = self._check_action(action, self.action_space)
         self.state, reward, prob = self._move(self.state, a)
         return self.state, reward, bool(self.terminal[self.state]), False, {"prob": prob}
 
     def render(self) -> Optional[str]:
+        """With `render_mode="ansi"`, the current state as one line of text; else None."""
         if self.render_mode == "ansi":
             return f"state {self.state}{' (terminal)' if self.terminal[self.state] else ''}\n"
         return None
@@ -328,10 +333,12 @@ class OptionsEnv(TabularEnv):
         return self._initiation[:, self.state if state is None else state].astype(np.int8)
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        """As `TabularEnv.reset`, with `info["action_mask"]`, the options available at `s_0`."""
         state, info = super().reset(seed=seed, options=options)
         return state, {**info, "action_mask": self.action_mask()}
 
     def step(self, action):
+        """Run option `action` call-and-return from the current state (see the class)."""
         o = self._check_action(action, self.action_space)
         if not self._initiation[o, self.state]:
             raise ValueError(f"action: option {o} cannot be started in state {self.state} "

@@ -45,6 +45,7 @@ from optiongrad.transitions import SparseTransitions, expectation
 Array = jax.Array
 
 BACKUPS = ("logsumexp", "mellowmax", "boltzmann", "max")
+"""The smooth backups `m_τ` (and the τ = 0 reference `max`); see `backup`."""
 
 
 class PlanResult(NamedTuple):
@@ -242,7 +243,8 @@ def smdp_value_iteration(
         be chosen in `s` only where `initiation[o, s]`. The backup and `μ` ignore the other
         options, so `μ[s, o] = 0` outside initiation sets. Every state needs at least one
         available option.
-      Other arguments as in `soft_value_iteration`.
+      backup: and `tol`, `max_iter`, `differentiation`, `num_sweeps`, `init`, `adjoint_rtol`,
+        `adjoint_max_iter`, `solver`: as in `soft_value_iteration`.
 
     Returns:
       `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`.

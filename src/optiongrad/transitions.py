@@ -84,6 +84,7 @@ class SparseTransitions(ValidatedPytree):
         return jnp.einsum("sab,sabt->sat", self.probs, one_hot)
 
     def astype(self, dtype) -> "SparseTransitions":
+        """The same transitions with `probs` cast to `dtype`."""
         return self._replace_unchecked(probs=self.probs.astype(dtype))
 
 

@@ -79,6 +79,7 @@ class FourRoomsConfig:
     baseline_temperature: float = 1e-3
 
     def validate(self) -> None:
+        """Raise `ValueError` naming the first invalid field."""
         if not 0.0 < self.discount < 1.0:
             raise ValueError(f"discount: expected 0 < discount < 1, got {self.discount}")
         for name in ("temperature_options", "temperature_mu", "learning_rate",

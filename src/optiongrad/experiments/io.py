@@ -40,10 +40,12 @@ def atomic_write(path: str, write, binary: bool = False) -> None:
 
 
 def write_json(path: str, data) -> None:
+    """Write `data` as indented JSON (numpy/JAX values as lists), atomically."""
     atomic_write(path, lambda f: json.dump(_to_builtin(data), f, indent=2))
 
 
 def write_csv(path: str, rows: Iterable[Mapping]) -> None:
+    """Write `rows` (dicts with the same keys) as CSV with a header, atomically."""
     rows = [_to_builtin(dict(r)) for r in rows]
     fields = list(rows[0]) if rows else []
 

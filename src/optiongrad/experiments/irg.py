@@ -44,6 +44,7 @@ class IRGConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        """Raise `ValueError` naming the first invalid field."""
         if not 0.0 <= self.discount < 1.0:
             raise ValueError(f"discount: expected 0 <= discount < 1, got {self.discount}")
         if not 0.0 <= self.plan_discount < 1.0:

@@ -35,6 +35,7 @@ class PlanningTimeConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        """Raise `ValueError` naming the first invalid field."""
         if not 0.0 <= self.discount < 1.0:
             raise ValueError(f"discount: expected 0 <= discount < 1, got {self.discount}")
         if not 0.0 <= self.slip <= 1.0:
@@ -59,6 +60,8 @@ def option_families(grid, config: PlanningTimeConfig) -> dict:
 
 def run_planning_time(config: PlanningTimeConfig, out_dir: Optional[str] = None,
                       *, progress: bool = True) -> dict:
+    """Planning sweeps of every option family on every goal of the four rooms, both criteria;
+    writes `planning_time.json` and figures to `out_dir` (when given); returns the results."""
     config.validate()
     from tqdm.auto import tqdm
 
