@@ -130,6 +130,17 @@ def test_from_gymnasium_rejects_bad_input():
     with pytest.raises(ValueError, match="discount"):
         og.from_gymnasium(make("FrozenLake-v1"), 1.0)
 
+    class NoSpaces:
+        P = {0: {0: [(1.0, 0, 0.0, False)]}}
+
+    with pytest.raises(ValueError, match="env: observation_space must be .*Discrete"):
+        og.from_gymnasium(NoSpaces())
+    start = np.zeros(16)
+    start[5] = 1.0   # a hole: the episode is over before it starts, and is worth nothing
+    lake = og.from_gymnasium(make("FrozenLake-v1"), initial=start)
+    assert float(lake.initial[5]) == 1.0
+    assert float(og.expected_return(lake, np.full((17, 4), 0.25))) == 0.0
+
 
 def test_round_trip_through_tabular_env_keeps_the_values():
     grid = og.gridworld.four_rooms(slip=0.2)

@@ -61,21 +61,21 @@ def _discrete_size(space, name: str) -> int:
     return int(space.n)
 
 
-def _transition_table(env) -> tuple[dict, int, int]:
-    """`(P, S_env, A)` of a toy-text environment, with clear errors for anything else."""
+def _transition_table(env) -> tuple[Any, dict, int, int]:
+    """`(unwrapped env, P, S_env, A)` of a toy-text environment; clear errors otherwise."""
     base = getattr(env, "unwrapped", env)
     table = getattr(base, "P", None)
     if not isinstance(table, dict):
         raise ValueError(
             f"env: {type(base).__name__} has no toy-text transition table `unwrapped.P` "
             "(a dict P[s][a] = [(prob, next_state, reward, terminated), ...])")
-    num_states = _discrete_size(base.observation_space, "observation_space")
-    num_actions = _discrete_size(base.action_space, "action_space")
+    num_states = _discrete_size(getattr(base, "observation_space", None), "observation_space")
+    num_actions = _discrete_size(getattr(base, "action_space", None), "action_space")
     missing = [s for s in range(num_states) if s not in table]
     if missing:
         raise ValueError(f"env: P has no entry for state {missing[0]} "
                          f"(observation_space has {num_states} states)")
-    return table, num_states, num_actions
+    return base, table, num_states, num_actions
 
 
 def _successors(table, num_states: int, num_actions: int):
@@ -137,7 +137,7 @@ def from_gymnasium(
       ValueError: `env` has no table, non-`Discrete` spaces, a malformed or unnormalised
         entry, or `initial` has the wrong shape or is not a distribution.
     """
-    table, num_states, num_actions = _transition_table(env)
+    base, table, num_states, num_actions = _transition_table(env)
     rows = _successors(table, num_states, num_actions)
     size = num_states + 1
     width = max(len(row) for row in rows)
@@ -151,7 +151,7 @@ def from_gymnasium(
             next_states[s, a, b], probs[s, a, b] = nxt, p
             rewards[s, a] += pr
     if initial is None:
-        initial = getattr(env.unwrapped, "initial_state_distrib", None)
+        initial = getattr(base, "initial_state_distrib", None)
     if initial is None:
         initial = np.full(num_states, 1.0 / num_states)
     initial = np.asarray(initial, np.float64)
