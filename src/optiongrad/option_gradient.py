@@ -232,9 +232,9 @@ def option_gradient_objective(
       **plan_kwargs: passed to the intrinsic planners (`soft_value_iteration`).
 
     Returns:
-      `(objective, aux)` with `aux = {"return": mean return, "returns": (T,),
-      "diversity": scalar, "options": Options, "intrinsic_converged": (K,) bool}`; use
-      `jax.value_and_grad(..., has_aux=True)`.
+      The pair `(objective, aux)` (use `jax.value_and_grad(..., has_aux=True)`), `aux` a dict
+      with the mean return under "return", the per-goal returns `(T,)` under "returns", the
+      diversity (scalar), the `Options` under "options" and `(K,)` bool "intrinsic_converged".
     """
     options, plans = make_options(params, model, environment, temperature_options,
                                   termination=termination, **plan_kwargs)
