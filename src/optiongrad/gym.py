@@ -26,8 +26,9 @@ entering a state (at least one step), and the step returns the option's discount
 return whose mean is the SMDP value `v_μ` of `options.smdp_policy_evaluation` (Sutton, Precup &
 Singh 1999, sec. 3).
 
-Both environments also expose the toy-text interface (`P`, `initial_state_distrib`), so
-`from_gymnasium(TabularEnv(mdp))` recovers `mdp`.
+`TabularEnv` also exposes the toy-text interface (`P`, `initial_state_distrib`), so
+`from_gymnasium(TabularEnv(mdp))` recovers `mdp` with one more state: transitions into
+`mdp`'s terminal states become terminating ones into `⊥`, and all values stay the same.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def from_gymnasium(
 
 
 def _host_dynamics(mdp: MDP):
-    """`(next_states, cumulative probs)` of shape `(S, A, B)` in float64 numpy, for sampling."""
+    """`(next_states, cumulative probs, probs)`, each `(S, A, B)` (B = S when dense), float64
+    numpy on the host, for sampling."""
     if isinstance(mdp.transitions, SparseTransitions):
         next_states = np.asarray(mdp.transitions.next_states)
         probs = np.asarray(mdp.transitions.probs, np.float64)
