@@ -14,7 +14,7 @@ from optiongrad.options import option_models, smdp_policy_evaluation, with_primi
 
 
 def make(name, **kwargs):
-    """A registered toy-text environment; Taxi is v4 from gymnasium 1.3, v3 before."""
+    """A registered toy-text environment; Taxi is v4 in recent gymnasium (1.4 here), v3 in older."""
     if name == "Taxi":
         name = "Taxi-v4" if "Taxi-v4" in gymnasium.registry else "Taxi-v3"
     return gymnasium.make(name, **kwargs)
