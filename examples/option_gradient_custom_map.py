@@ -32,17 +32,6 @@ w    w     w    w
 wwwwwwwwwwwwwwwww"""
 
 
-def references(environment, goals):
-    """Per goal: the optimal return and the uniform-random policy's return."""
-    def one(goal):
-        task = og.goal_tasks.goal_task(environment, goal)
-        optimal = og.soft_value_iteration(task, 0.0, backup="max").policy
-        uniform = jnp.full(task.rewards.shape, 1.0 / task.num_actions)
-        return og.expected_return(task, optimal), og.expected_return(task, uniform)
-
-    return jax.vmap(one)(goals)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--map", help="file with an ASCII map (w or # = wall)")
@@ -73,14 +62,15 @@ def main(argv=None):
         updates, opt_state = optimiser.update(jax.tree.map(jnp.negative, grad), opt_state)
         return optax.apply_updates(params, updates), opt_state, aux["return"]
 
-    j_star, j_rand = (np.asarray(x) for x in references(environment, test))
+    # optimal and uniform-random returns of the held-out goal tasks, for normalisation
+    _, j_star, j_rand = og.goal_tasks.reference_returns(environment, test)
 
     def held_out(params, planner=planner):
         """Normalised mean return on the held-out goals: 1 optimal, 0 uniform random."""
         options = (og.primitive_options(grid.num_states, 4) if params is None else
                    og.option_gradient.make_options(params, model, environment, 0.05)[0])
         returns = np.asarray(og.goal_returns(options, environment, test, planner))
-        return (returns.mean() - j_rand.mean()) / (j_star.mean() - j_rand.mean())
+        return float((returns.mean() - j_rand.mean()) / (j_star.mean() - j_rand.mean()))
 
     initial = held_out(params)
     for t in range(args.steps):

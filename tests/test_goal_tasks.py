@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import optiongrad as og
+import reference as ref
 from conftest import tolerance
-from optiongrad.goal_tasks import goal_option_models, goal_task
+from optiongrad.goal_tasks import goal_option_models, goal_task, reference_returns
 
 
 def _random_options(key, environment, k):
@@ -41,6 +42,23 @@ def test_goal_task_matches_dense_construction(slip, sparse):
         # The grid constructor is the same task.
         grid_task = og.gridworld.goal_task(grid, g, 0.9, sparse=sparse)
         np.testing.assert_array_equal(np.asarray(grid_task.rewards), np.asarray(task.rewards))
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.2])
+def test_reference_returns_equal_policy_iteration_and_uniform_evaluation(slip):
+    grid = og.gridworld.four_rooms(slip)
+    env = og.gridworld.navigation_mdp(grid, 0.9)
+    goals = np.array([0, 17, grid.num_states - 1])
+    q, j_star, j_rand = (np.asarray(x) for x in reference_returns(env, goals))
+    assert q.shape == (3, grid.num_states, 4)
+    for i, g in enumerate(goals):
+        task = goal_task(env, int(g))
+        p, r, s0 = (np.asarray(x) for x in (task.transitions, task.rewards, task.initial))
+        v_star, q_star, _ = ref.policy_iteration(p, r, 0.9)
+        np.testing.assert_allclose(q[i], q_star, atol=1e-9)
+        assert j_star[i] == pytest.approx(s0 @ v_star, rel=1e-9)
+        uniform = ref.evaluate(p, r, 0.9, np.full(r.shape, 0.25))
+        assert j_rand[i] == pytest.approx(s0 @ uniform, rel=1e-9)
 
 
 def test_goal_task_rejects_bad_goal():

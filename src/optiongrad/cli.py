@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--resume", action="store_true",
                     help="continue from OUT/checkpoint.npz (a killed run loses nothing)")
     fr.add_argument("--discount", type=float, default=0.9, help="discount γ of every task")
-    fr.add_argument("--temperature-options", type=float, default=0.05, help="temperature τ_o of the option policies")
-    fr.add_argument("--temperature-mu", type=float, default=0.01, help="temperature τ_μ of the policy over options")
+    fr.add_argument("--temperature-options", type=float, default=0.05,
+                    help="temperature τ_o of the option policies")
+    fr.add_argument("--temperature-mu", type=float, default=0.01,
+                    help="temperature τ_μ of the policy over options")
     fr.add_argument("--lr", type=float, default=0.1, help="Adam learning rate")
     fr.add_argument("--reward", choices=("state", "tabular"), default="state",
                     help="intrinsic reward parametrisation")

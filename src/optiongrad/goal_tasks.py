@@ -30,8 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from optiongrad._checks import is_concrete
+from optiongrad.evaluation import expected_return
 from optiongrad.mdp import MDP
 from optiongrad.options import Options
+from optiongrad.planning import soft_value_iteration
 from optiongrad.transitions import SparseTransitions, policy_matrix
 
 Array = jax.Array
@@ -64,6 +66,20 @@ def goal_task(environment: MDP, goal) -> MDP:
     initial = jnp.where(is_goal, 0.0, 1.0 / (s - 1)).astype(dtype)
     return environment._with(transitions=transitions, rewards=rewards, initial=initial)
 
+
+
+def reference_returns(environment: MDP, goals: Array) -> tuple[Array, Array, Array]:
+    """The references that normalise returns on goal tasks, one `vmap` over `goals (T,)`:
+    optimal `Q*` of each task by hard value iteration `(T, S, A)`, and the returns
+    `s0 · V_π` of the optimal policy `(T,)` and of the uniform-random policy `(T,)`, so that
+    a return `J` normalises to `(J − J_random) / (J* − J_random)`."""
+    def one(goal):
+        task = goal_task(environment, goal)
+        optimal = soft_value_iteration(task, 0.0, backup="max")
+        uniform = jnp.full(task.rewards.shape, 1.0 / task.num_actions, task.dtype)
+        return optimal.q, expected_return(task, optimal.policy), expected_return(task, uniform)
+
+    return jax.vmap(one)(jnp.asarray(goals))
 
 def _option_factors(environment: MDP, policy: Array, termination: Array):
     """Per option: `P^o (S, S)`, `M (S, S)`, rows `y_g` as `Y (S, S)` and columns `r^o_g` as

@@ -185,9 +185,12 @@ def _host_dynamics(mdp: MDP):
 def absorbing_states(mdp: MDP) -> np.ndarray:
     """`(S,)` bool: states that every action keeps in place with probability 1 and reward 0."""
     next_states, _, probs = _host_dynamics(mdp)
-    s = np.arange(mdp.num_states)[:, None, None]
+    return _absorbing(next_states, probs, np.asarray(mdp.rewards, np.float64))
+
+
+def _absorbing(next_states: np.ndarray, probs: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+    s = np.arange(rewards.shape[0])[:, None, None]
     stay = np.where(next_states == s, probs, 0.0).sum(-1)
-    rewards = np.asarray(mdp.rewards, np.float64)
     return np.all(np.isclose(stay, 1.0) & (rewards == 0.0), axis=1)
 
 
@@ -226,7 +229,7 @@ class TabularEnv(gymnasium.Env):
         self.initial_state_distrib = np.asarray(mdp.initial, np.float64)
         self._initial_cumulative = np.cumsum(self.initial_state_distrib)
         if terminal is None:
-            terminal = absorbing_states(mdp)
+            terminal = _absorbing(self._next, self._probs, self._rewards)
         terminal = np.asarray(terminal)
         if terminal.dtype != np.bool_ or terminal.shape != (mdp.num_states,):
             raise ValueError(f"terminal: expected a bool array of shape (S,) = "
@@ -248,9 +251,9 @@ class TabularEnv(gymnasium.Env):
         prob = float(self._probs[s, a][self._next[s, a] == nxt].sum())
         return nxt, float(self._rewards[s, a]), prob
 
-    def _check_action(self, action, space) -> int:
-        if not space.contains(action):
-            raise ValueError(f"action: {action!r} is not in {space}")
+    def _check_action(self, action) -> int:
+        if not self.action_space.contains(action):
+            raise ValueError(f"action: {action!r} is not in {self.action_space}")
         return int(action)
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
@@ -263,7 +266,7 @@ class TabularEnv(gymnasium.Env):
     def step(self, action):
         """Draw `s' ~ P[s, action, ·]`; returns `(s', r[s, action], s' terminal, False,
         {"prob": P[s, action, s']})`."""
-        a = self._check_action(action, self.action_space)
+        a = self._check_action(action)
         self.state, reward, prob = self._move(self.state, a)
         return self.state, reward, bool(self.terminal[self.state]), False, {"prob": prob}
 
@@ -341,7 +344,7 @@ class OptionsEnv(TabularEnv):
 
     def step(self, action):
         """Run option `action` call-and-return from the current state (see the class)."""
-        o = self._check_action(action, self.action_space)
+        o = self._check_action(action)
         if not self._initiation[o, self.state]:
             raise ValueError(f"action: option {o} cannot be started in state {self.state} "
                              "(outside its initiation set; see info['action_mask'])")

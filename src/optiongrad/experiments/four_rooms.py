@@ -30,9 +30,8 @@ import numpy as np
 import optax
 
 from optiongrad import discovery, gridworld, rewards
-from optiongrad.evaluation import expected_return
 from optiongrad.experiments.io import atomic_write, write_csv, write_json
-from optiongrad.goal_tasks import goal_task
+from optiongrad.goal_tasks import goal_task, reference_returns
 from optiongrad.option_gradient import (
     ExtrinsicPlanner,
     batched_smdp_returns,
@@ -43,7 +42,6 @@ from optiongrad.option_gradient import (
     option_gradient_objective,
 )
 from optiongrad.options import Options, primitive_options
-from optiongrad.planning import soft_value_iteration
 from optiongrad.planning_time import model_planning_sweeps
 
 REWARDS = ("tabular", "state")
@@ -127,25 +125,13 @@ class Setup:
         self.train, self.test = split_goals(s, config.seed, config.train_fraction)
         self.model = (rewards.state(s, init_scale=config.init_scale) if config.reward == "state"
                       else rewards.tabular(s, 4, init_scale=config.init_scale))
-        self.optimal_q, self.optimal, self.uniform = _references(self.environment)
+        q, j_star, j_rand = jax.jit(reference_returns)(self.environment, jnp.arange(s))
+        self.optimal_q, self.optimal, self.uniform = q, np.asarray(j_star), np.asarray(j_rand)
 
     def normalise(self, mean_return: float, goals: np.ndarray) -> float:
         """`(J − J_random)/(J* − J_random)` with set means over `goals`."""
         j_star, j_rand = self.optimal[goals].mean(), self.uniform[goals].mean()
         return float((mean_return - j_rand) / (j_star - j_rand))
-
-
-def _references(environment):
-    """Per goal: optimal `Q*` (hard VI), and the returns of the optimal and of the
-    uniform-random primitive policies."""
-    def one(goal):
-        task = goal_task(environment, goal)
-        optimal = soft_value_iteration(task, 0.0, backup="max")
-        uniform = jnp.full(task.rewards.shape, 1.0 / task.num_actions, task.dtype)
-        return optimal.q, expected_return(task, optimal.policy), expected_return(task, uniform)
-
-    q, j_star, j_rand = jax.jit(jax.vmap(one))(jnp.arange(environment.num_states))
-    return q, np.asarray(j_star), np.asarray(j_rand)
 
 
 def baselines(setup: Setup) -> dict[str, Options]:
