@@ -11,9 +11,10 @@ For a policy `π (S, A)` on an MDP `⟨P, r, γ, s0⟩` (DESIGN.md, "Notation"):
 `method="direct"` solves the linear systems with a dense LU factorisation (exact to rounding;
 used for dense transitions and for sparse MDPs with at most 2000 states). `method="iterative"`
 runs the Richardson iteration `V ← r_π + γ P_π V` (a γ-contraction) through
-`optiongrad.implicit.fixed_point`, so memory stays `O(S·A·B)` for sparse MDPs and gradients come
+`optiongrad.fixed_point`, so memory stays `O(S·A·B)` for sparse MDPs and gradients come
 from the implicit function theorem; it stops at relative tolerance `rtol` and returns NaN
-(never a silently wrong number) if it does not converge within `max_iter` sweeps.
+(never a silently wrong number; with `throw=True`, a `RuntimeError`) if it does not converge
+within `max_iter` sweeps.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from optiongrad._checks import check_choice, default_rtol
-from optiongrad.implicit import fixed_point
-from optiongrad.mdp import MDP
-from optiongrad.transitions import expectation, policy_matrix, push_forward
+from optiongrad._src import checks
+from optiongrad._src.implicit import fixed_point
+from optiongrad._src.mdp import MDP
+from optiongrad._src.solvers import Implicit
+from optiongrad._src.transitions import expectation, policy_matrix, push_forward
 
 Array = jax.Array
 
@@ -35,30 +37,27 @@ METHODS = ("auto", "direct", "iterative")
 DIRECT_MAX_STATES = 2000
 
 
-def _method(mdp: MDP, method: str) -> str:
-    check_choice(method, "method", METHODS)
-    if method != "auto":
-        return method
-    return "iterative" if mdp.is_sparse and mdp.num_states > DIRECT_MAX_STATES else "direct"
+def _check(mdp: MDP, policy, method: str, rtol, max_iter, throw):
+    """Validated `(policy, method)`; `method` resolved from "auto"."""
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    policy = checks.policy(policy, "policy", (mdp.num_states, mdp.num_actions), "(S, A)",
+                           mdp.dtype)
+    checks.choice(method, "method", METHODS)
+    checks.tolerance(rtol, "rtol")
+    checks.integer(max_iter, "max_iter")
+    if not isinstance(throw, bool):
+        raise ValueError(f"throw: expected True or False, got {throw!r}")
+    if method == "auto":
+        method = "iterative" if mdp.is_sparse and mdp.num_states > DIRECT_MAX_STATES \
+            else "direct"
+    return policy, method
 
 
-def _check_policy(mdp: MDP, policy) -> Array:
-    policy = jnp.asarray(policy)
-    if policy.shape != (mdp.num_states, mdp.num_actions):
-        raise ValueError(
-            f"policy: expected shape (S, A) = ({mdp.num_states}, {mdp.num_actions}), "
-            f"got {policy.shape}"
-        )
-    return policy.astype(mdp.dtype)
-
-
-@functools.partial(jax.jit, static_argnames=("operator", "rtol", "max_iter"))
-def _richardson(operator, params, init, rtol, max_iter) -> Array:
-    result = fixed_point(
-        operator, params, init, tol=0.0, rtol=rtol, max_iter=max_iter,
-        adjoint_rtol=rtol, adjoint_max_iter=max_iter,
-    )
-    return jnp.where(result.converged, result.value, jnp.nan)
+@functools.partial(jax.jit, static_argnames=("operator", "rtol", "max_iter", "throw"))
+def _richardson(operator, params, init, rtol, max_iter, throw) -> Array:
+    return fixed_point(operator, params, init, tol=0.0, rtol=rtol, max_iter=max_iter,
+                       adjoint=Implicit(rtol=rtol, max_iter=max_iter),
+                       throw=throw).value_or_nan()
 
 
 def _value_sweep(params, v):
@@ -79,6 +78,7 @@ def policy_evaluation(
     method: str = "auto",
     rtol: Optional[float] = None,
     max_iter: int = 100_000,
+    throw: bool = False,
 ) -> Array:
     """State values `V_π = (I − γ P_π)^{-1} r_π`, shape `(S,)`.
 
@@ -88,17 +88,18 @@ def policy_evaluation(
       method: "auto" (direct unless sparse with more than 2000 states), "direct", "iterative".
       rtol: relative tolerance of the iterative method; default 1e-12 (float64), 1e-6 (float32).
       max_iter: sweeps allowed to the iterative method.
+      throw: raise a `RuntimeError` if the iterative method does not converge (otherwise its
+        values are NaN).
     """
-    policy = _check_policy(mdp, policy)
-    if _method(mdp, method) == "direct":
+    policy, method = _check(mdp, policy, method, rtol, max_iter, throw)
+    if method == "direct":
         p_pi = policy_matrix(mdp.transitions, policy)
         r_pi = jnp.sum(policy * mdp.rewards, axis=-1)
         eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
         return jnp.linalg.solve(eye - mdp.discount * p_pi, r_pi)
-    rtol = default_rtol(mdp.dtype) if rtol is None else rtol
-    return _richardson(
-        _value_sweep, (mdp, policy), jnp.zeros(mdp.num_states, mdp.dtype), float(rtol), max_iter
-    )
+    rtol = checks.default_rtol(mdp.dtype) if rtol is None else float(rtol)
+    return _richardson(_value_sweep, (mdp, policy), jnp.zeros(mdp.num_states, mdp.dtype), rtol,
+                       max_iter, throw)
 
 
 def q_values(mdp: MDP, policy: Array, **kwargs) -> Array:
@@ -115,16 +116,17 @@ def occupancy(
     method: str = "auto",
     rtol: Optional[float] = None,
     max_iter: int = 100_000,
+    throw: bool = False,
 ) -> Array:
     """Discounted state occupancy `d_π = s0ᵀ (I − γ P_π)^{-1}`, shape `(S,)`, summing to
     `1/(1 − γ)`. Arguments as in `policy_evaluation`."""
-    policy = _check_policy(mdp, policy)
-    if _method(mdp, method) == "direct":
+    policy, method = _check(mdp, policy, method, rtol, max_iter, throw)
+    if method == "direct":
         p_pi = policy_matrix(mdp.transitions, policy)
         eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
         return jnp.linalg.solve((eye - mdp.discount * p_pi).T, mdp.initial)
-    rtol = default_rtol(mdp.dtype) if rtol is None else rtol
-    return _richardson(_occupancy_sweep, (mdp, policy), mdp.initial, float(rtol), max_iter)
+    rtol = checks.default_rtol(mdp.dtype) if rtol is None else float(rtol)
+    return _richardson(_occupancy_sweep, (mdp, policy), mdp.initial, rtol, max_iter, throw)
 
 
 def expected_return(mdp: MDP, policy: Array, **kwargs) -> Array:

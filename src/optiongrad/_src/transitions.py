@@ -20,8 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optiongrad._checks import check_distribution_rows, is_concrete
-from optiongrad._pytree import ValidatedPytree
+from optiongrad._src import checks
+from optiongrad._src.checks import is_concrete
+from optiongrad._src.pytree import ValidatedPytree
 
 Array = jax.Array
 
@@ -45,14 +46,10 @@ class SparseTransitions(ValidatedPytree):
     _fields = ("next_states", "probs")
 
     def __init__(self, next_states, probs):
+        next_states = checks.as_array(next_states, "next_states", kind="int")
         if is_concrete(next_states):
-            next_states = np.asarray(next_states)
-            if next_states.dtype.kind not in "iu":
-                raise ValueError(
-                    f"next_states: expected an integer array, got dtype {next_states.dtype}"
-                )
-            next_states = jnp.asarray(next_states, dtype=jnp.int32)
-        probs = probs if not is_concrete(probs) else jnp.asarray(probs)
+            next_states = next_states.astype(jnp.int32)
+        probs = checks.as_array(probs, "probs")
         if jnp.ndim(next_states) != 3:
             raise ValueError(
                 f"next_states: expected shape (S, A, B), got shape {jnp.shape(next_states)}"
@@ -85,7 +82,7 @@ class SparseTransitions(ValidatedPytree):
 
     def astype(self, dtype) -> "SparseTransitions":
         """The same transitions with `probs` cast to `dtype`."""
-        return self._replace_unchecked(probs=self.probs.astype(dtype))
+        return SparseTransitions(self.next_states, self.probs.astype(dtype))
 
 
 def _validate_sparse(p: SparseTransitions) -> None:
@@ -98,8 +95,7 @@ def _validate_sparse(p: SparseTransitions) -> None:
                 f"next_states: index {idx[tuple(bad)]} at {tuple(int(i) for i in bad)} "
                 f"is outside [0, {num_states})"
             )
-    if is_concrete(p.probs):
-        check_distribution_rows(np.asarray(p.probs), "probs", "(s, a)")
+    checks.distribution_rows(p.probs, "probs", "(s, a)")
 
 
 Transitions = Union[Array, SparseTransitions]

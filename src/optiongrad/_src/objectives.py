@@ -7,7 +7,7 @@ bounded planner: a short planning discount `γ_plan` or a fixed budget of sweeps
 
     J(θ) = s0 · V^{π̂_θ}_r = s0 · (I − γ P_{π̂_θ})^{-1} r_{π̂_θ}.
 
-`∂J/∂θ` goes through the planner by the IFT (`optiongrad.implicit`). For tabular `r_θ = θ`,
+`∂J/∂θ` goes through the planner by the IFT (`optiongrad.fixed_point`). For tabular `r_θ = θ`,
 logsumexp and the planner's own discount (DESIGN.md, "Reference gradient"):
 
     g_Q[s, a] = d_π̂[s] π̂[s, a] (Q^{π̂}_r[s, a] − V^{π̂}_r[s]) / τ
@@ -28,10 +28,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from optiongrad.evaluation import expected_return, occupancy
-from optiongrad.mdp import MDP
-from optiongrad.planning import PlanResult, backup, soft_value_iteration
-from optiongrad.rewards import Params, RewardModel
+from optiongrad._src import checks
+from optiongrad._src.backups import backup
+from optiongrad._src.evaluation import expected_return, occupancy
+from optiongrad._src.implicit import nan_where
+from optiongrad._src.mdp import MDP
+from optiongrad._src.planning import PlanResult, soft_value_iteration
+from optiongrad._src.rewards import Params, RewardModel
 
 Array = jax.Array
 
@@ -60,19 +63,26 @@ def planner_return(
 
     Returns:
       `(J, plan)`: the scalar `s0 · V^{π̂_θ}_r` and the planner's `PlanResult` (use
-      `jax.value_and_grad(..., has_aux=True)`; check `plan.converged`).
+      `jax.value_and_grad(..., has_aux=True)`). If the planner failed (`plan.failed`), `J`
+      and its gradient are NaN.
     """
+    checks.instance(model, "model", RewardModel, "an optiongrad.rewards.RewardModel")
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.number(plan_discount, "plan_discount", low=0.0, high=1.0, high_open=True,
+                  allow_none=True)
     discount = mdp.discount if plan_discount is None else jnp.asarray(plan_discount, mdp.dtype)
-    planning_mdp = mdp._with(rewards=model.apply(theta, mdp), discount=discount)
+    planning_mdp = mdp.replace(rewards=model.apply(theta, mdp), discount=discount)
     plan = soft_value_iteration(planning_mdp, temperature, **plan_kwargs)
-    return expected_return(mdp, plan.policy), plan
+    return nan_where(plan.failed, expected_return(mdp, plan.policy)), plan
 
 
 def soft_optimal_return(mdp: MDP, temperature, **plan_kwargs) -> Array:
-    """The planner's own objective `s0 · m_τ(Q*)` (the soft-optimal value), differentiable."""
+    """The planner's own objective `s0 · m_τ(Q*)` (the soft-optimal value), differentiable.
+    `**plan_kwargs` as in `soft_value_iteration`; NaN if the planner failed."""
     kind = plan_kwargs.get("backup", "logsumexp")
     plan = soft_value_iteration(mdp, temperature, **plan_kwargs)
-    return jnp.dot(mdp.initial, backup(plan.q, jnp.asarray(temperature, mdp.dtype), kind))
+    value = jnp.dot(mdp.initial, backup(plan.q, jnp.asarray(temperature, mdp.dtype), kind))
+    return nan_where(plan.failed, value)
 
 
 def envelope_gradient(mdp: MDP, temperature, **plan_kwargs) -> Array:
@@ -83,10 +93,11 @@ def envelope_gradient(mdp: MDP, temperature, **plan_kwargs) -> Array:
     that of the planner's policy in `mdp` itself.
     """
     kind = plan_kwargs.get("backup", "logsumexp")
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     if kind == "boltzmann":
         raise ValueError(
             "backup: the envelope theorem does not apply to 'boltzmann' (its value is not the "
             "optimum of a regularised objective)"
         )
     plan = soft_value_iteration(mdp, temperature, **plan_kwargs)
-    return occupancy(mdp, plan.policy)[:, None] * plan.policy
+    return nan_where(plan.failed, occupancy(mdp, plan.policy)[:, None] * plan.policy)

@@ -23,12 +23,20 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from optiongrad._checks import check_choice, check_positive_int
-from optiongrad.mdp import MDP
-from optiongrad.options import Options, option_models, primitive_options, with_primitives
-from optiongrad.planning import backup as apply_backup
-from optiongrad.planning import smdp_bellman, smdp_value_iteration, soft_value_iteration
-from optiongrad.transitions import expectation
+from optiongrad._src import checks
+from optiongrad._src.backups import BACKUPS
+from optiongrad._src.backups import backup as apply_backup
+from optiongrad._src.deprecation import renamed
+from optiongrad._src.mdp import MDP
+from optiongrad._src.option_models import option_models
+from optiongrad._src.options import Options, primitive_options, with_primitives
+from optiongrad._src.planning import (
+    initiation_mask,
+    smdp_bellman,
+    smdp_value_iteration,
+    soft_value_iteration,
+)
+from optiongrad._src.transitions import expectation
 
 Array = jax.Array
 
@@ -37,12 +45,16 @@ _REFERENCE_MAX_ITER = 1_000_000  # sweeps allowed to compute the reference value
 
 
 def _models(mdp: MDP, options: Optional[Options], include_primitives: bool):
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    if not isinstance(include_primitives, bool):
+        raise ValueError(f"include_primitives: expected True or False, got "
+                         f"{include_primitives!r}")
     if options is None:
         options = primitive_options(mdp.num_states, mdp.num_actions, mdp.dtype)
     elif include_primitives:
         options = with_primitives(options)
-    reward, transition = option_models(mdp, options)
-    return reward, transition, options.initiation
+    rewards, transitions = option_models(mdp, options)
+    return rewards, transitions, options.initiation
 
 
 def sweep_values(
@@ -55,18 +67,21 @@ def sweep_values(
     temperature=0.0,
 ) -> Array:
     """State values `V_k = m_τ(Q_k)` after `k = 0, 1, …, num_sweeps` sweeps from zero,
-    shape `(num_sweeps + 1, S)` (Sutton et al. 1999, value propagation figure)."""
-    check_positive_int(num_sweeps, "num_sweeps")
-    reward, transition, initiation = _models(mdp, options, include_primitives)
+    shape `(num_sweeps + 1, S)` (Sutton et al. 1999, value propagation figure). Arguments as
+    in `planning_sweeps`."""
+    checks.integer(num_sweeps, "num_sweeps")
+    rewards, transitions, initiation = _models(mdp, options, include_primitives)
+    checks.choice(backup, "backup", BACKUPS)
+    checks.temperature(temperature, backup)
     tau = jnp.asarray(temperature, mdp.dtype)
     mask = None if initiation is None else initiation.T
-    bellman = functools.partial(smdp_bellman, (reward, transition, tau, mask), kind=backup)
+    bellman = functools.partial(smdp_bellman, (rewards, transitions, tau, mask), kind=backup)
 
     def sweep(q, _):
         q_next = bellman(q)
         return q_next, apply_backup(q_next, tau, backup, mask)
 
-    _, values = jax.lax.scan(sweep, jnp.zeros_like(reward), None, length=num_sweeps)
+    _, values = jax.lax.scan(sweep, jnp.zeros_like(rewards), None, length=num_sweeps)
     return jnp.concatenate([jnp.zeros((1, mdp.num_states), mdp.dtype), values])
 
 
@@ -80,9 +95,11 @@ def planning_sweeps(
     backup: str = "max",
     temperature=0.0,
     max_sweeps: int = 100_000,
+    throw: bool = False,
 ) -> Array:
     """Number of sweeps from zero values until `criterion` holds (int32; `max_sweeps + 1` if it
-    never does, −1 if the reference values themselves did not converge).
+    never does, −1 if the reference values themselves did not converge — with `throw=True`
+    that raises a `RuntimeError` instead).
 
     Args:
       mdp: the primitive MDP (task).
@@ -92,20 +109,22 @@ def planning_sweeps(
       epsilon: value tolerance for "values"; also the tie tolerance of "policy".
       backup, temperature: the sweep's backup (`max` by default, or a smooth one).
       max_sweeps: give up after this many sweeps.
+      throw: raise if the reference solve (optimal values, or the values' limit) fails.
 
     Works under `jax.vmap` over tasks (e.g. goals).
     """
-    reward, transition, initiation = _models(mdp, options, include_primitives)
+    rewards, transitions, initiation = _models(mdp, options, include_primitives)
     return model_planning_sweeps(
-        mdp, reward, transition, initiation=initiation,
+        mdp, rewards, transitions, initiation=initiation,
         criterion=criterion, epsilon=epsilon, backup=backup, temperature=temperature,
-        max_sweeps=max_sweeps)
+        max_sweeps=max_sweeps, throw=throw)
 
 
+@renamed(reward="rewards", transition="transitions")
 def model_planning_sweeps(
     mdp: MDP,
-    reward: Array,
-    transition: Array,
+    rewards: Array,
+    transitions: Array,
     *,
     initiation: Optional[Array] = None,
     optimal_q: Optional[Array] = None,
@@ -114,23 +133,40 @@ def model_planning_sweeps(
     backup: str = "max",
     temperature=0.0,
     max_sweeps: int = 100_000,
+    throw: bool = False,
 ) -> Array:
-    """`planning_sweeps` from given option models `reward (S, K)`, `transition (K, S, S)`
+    """`planning_sweeps` from given option models `rewards (S, K)`, `transitions (K, S, S)`
     (primitives included if wanted) and initiation sets `(K, S)`.
 
     `optimal_q (S, A)`, the optimal `Q*` of `mdp`, may be passed for the "policy" criterion
     to avoid solving for it again (e.g. when scoring several option sets on the same task).
     """
-    check_choice(criterion, "criterion", CRITERIA)
-    check_positive_int(max_sweeps, "max_sweeps")
-    mask = None if initiation is None else jnp.asarray(initiation).T
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.choice(criterion, "criterion", CRITERIA)
+    checks.integer(max_sweeps, "max_sweeps")
+    checks.number(epsilon, "epsilon", low=0.0, low_open=True)
+    checks.choice(backup, "backup", BACKUPS)
+    checks.temperature(temperature, backup)
+    rewards = checks.as_array(rewards, "rewards", dtype=mdp.dtype)
+    if jnp.ndim(rewards) != 2 or rewards.shape[0] != mdp.num_states:
+        raise ValueError(f"rewards: expected shape (S, K) with S = {mdp.num_states}, got "
+                         f"{jnp.shape(rewards)}")
+    k = rewards.shape[1]
+    transitions = checks.as_array(transitions, "transitions", dtype=mdp.dtype)
+    checks.shape(transitions, "transitions", (k, mdp.num_states, mdp.num_states), "(K, S, S)")
+    checks.finite(rewards, "rewards")
+    checks.substochastic(transitions, "transitions")
+    mask = initiation_mask(initiation, k, mdp.num_states)
+    if optimal_q is not None:
+        optimal_q = checks.as_array(optimal_q, "optimal_q", dtype=mdp.dtype)
+        checks.shape(optimal_q, "optimal_q", (mdp.num_states, mdp.num_actions), "(S, A)")
+        checks.finite(optimal_q, "optimal_q")
     tau = jnp.asarray(temperature, mdp.dtype)
-    bellman = functools.partial(smdp_bellman, (reward, transition, tau, mask), kind=backup)
+    bellman = functools.partial(smdp_bellman, (rewards, transitions, tau, mask), kind=backup)
     if criterion == "values":
         target = smdp_value_iteration(
-            reward, transition, tau, initiation=initiation,
-            backup=backup, tol=epsilon * 1e-3, max_iter=_REFERENCE_MAX_ITER,
-        )
+            rewards, transitions, tau, initiation=initiation,
+            backup=backup, tol=epsilon * 1e-3, max_iter=_REFERENCE_MAX_ITER, throw=throw)
         v_target = apply_backup(target.q, tau, backup, mask)
         reference_ok = target.converged
 
@@ -139,7 +175,7 @@ def model_planning_sweeps(
     else:
         if optimal_q is None:
             optimal = soft_value_iteration(mdp, 0.0, backup="max", tol=epsilon * 1e-3,
-                                           max_iter=_REFERENCE_MAX_ITER)
+                                           max_iter=_REFERENCE_MAX_ITER, throw=throw)
             optimal_q, reference_ok = optimal.q, optimal.converged
         else:
             reference_ok = jnp.asarray(True)
@@ -159,6 +195,6 @@ def model_planning_sweeps(
         q_next = bellman(q)
         return k + 1, q_next, done(apply_backup(q_next, tau, backup, mask))
 
-    start = (jnp.int32(1), jnp.zeros_like(reward), done(jnp.zeros(mdp.num_states, mdp.dtype)))
+    start = (jnp.int32(1), jnp.zeros_like(rewards), done(jnp.zeros(mdp.num_states, mdp.dtype)))
     k, _, finished = jax.lax.while_loop(cond, body, start)
     return jnp.where(reference_ok, jnp.where(finished, k - 1, max_sweeps + 1), -1)

@@ -13,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optiongrad._checks import check_distribution_rows, check_finite, is_concrete
-from optiongrad._pytree import ValidatedPytree
-from optiongrad.transitions import SparseTransitions, Transitions
+from optiongrad._src import checks
+from optiongrad._src.checks import is_concrete
+from optiongrad._src.pytree import ValidatedPytree
+from optiongrad._src.transitions import SparseTransitions, Transitions, to_dense
 
 Array = jax.Array
 
@@ -46,20 +47,13 @@ class MDP(ValidatedPytree):
     def __init__(self, transitions, rewards, discount, initial=None):
         sparse = isinstance(transitions, SparseTransitions)
         probs = transitions.probs if sparse else transitions
-        probs, rewards, discount, initial = (
-            x if (x is None or not is_concrete(x)) else _as_float_array(x, name)
-            for x, name in (
-                (probs, "transitions"),
-                (rewards, "rewards"),
-                (discount, "discount"),
-                (initial, "initial"),
-            )
-        )
-        dtype = jnp.result_type(
-            *(x for x in (probs, rewards, discount, initial) if x is not None)
-        )
-        if not jnp.issubdtype(dtype, jnp.floating):
-            dtype = jnp.result_type(float)
+        probs, rewards, discount = (
+            checks.as_array(x, name) for x, name in
+            ((probs, "transitions"), (rewards, "rewards"), (discount, "discount")))
+        if initial is not None:
+            initial = checks.as_array(initial, "initial")
+        dtype = checks.float_dtype(
+            *(x for x in (probs, rewards, discount, initial) if x is not None))
         _check_shapes(jnp.shape(probs), jnp.shape(rewards), jnp.shape(discount), sparse)
         if initial is None:
             initial = jnp.full((jnp.shape(rewards)[0],), 1.0 / jnp.shape(rewards)[0], dtype)
@@ -100,10 +94,6 @@ class MDP(ValidatedPytree):
         """A copy with some fields replaced (validated like the constructor)."""
         return MDP(**{**{f: getattr(self, f) for f in self._fields}, **changes})
 
-    def _with(self, **changes) -> "MDP":
-        """Unchecked replacement, for internal use on fields known to be valid."""
-        return self._replace_unchecked(**changes)
-
     def astype(self, dtype) -> "MDP":
         """The same MDP in another floating dtype."""
         return MDP(
@@ -122,15 +112,6 @@ class MDP(ValidatedPytree):
             )
         except Exception:  # pragma: no cover - e.g. leaves replaced by sentinels in tree ops
             return "MDP(...)"
-
-
-def _as_float_array(x, name: str) -> Array:
-    arr = jnp.asarray(x)
-    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
-        raise ValueError(f"{name}: complex values are not supported (dtype {arr.dtype})")
-    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
-        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    return arr
 
 
 def _check_shapes(p_shape, r_shape, g_shape, sparse: bool) -> None:
@@ -152,16 +133,11 @@ def _check_shapes(p_shape, r_shape, g_shape, sparse: bool) -> None:
 
 def _check_values(transitions, rewards, discount, initial) -> None:
     sparse = isinstance(transitions, SparseTransitions)
-    probs = transitions.probs if sparse else transitions
-    if is_concrete(probs):
-        check_distribution_rows(np.asarray(probs), "transitions", "(s, a)")
-    check_finite(rewards, "rewards")
-    if is_concrete(discount):
-        g = float(discount)
-        if not np.isfinite(g) or not 0.0 <= g < 1.0:
-            raise ValueError(f"discount: expected 0 <= discount < 1, got {g}")
-    if is_concrete(initial):
-        check_distribution_rows(np.asarray(initial), "initial")
+    checks.distribution_rows(transitions.probs if sparse else transitions, "transitions",
+                             "(s, a)")
+    checks.finite(rewards, "rewards")
+    checks.number(discount, "discount", low=0.0, high=1.0, high_open=True)
+    checks.distribution_rows(initial, "initial")
 
 
 def from_action_major(transitions, rewards, discount, initial=None) -> MDP:
@@ -174,11 +150,11 @@ def from_action_major(transitions, rewards, discount, initial=None) -> MDP:
       discount: scalar `γ ∈ [0, 1)`.
       initial: `(S,)`; uniform when omitted.
     """
-    p = jnp.asarray(transitions)
+    p = checks.as_array(transitions, "transitions")
     if p.ndim != 3 or p.shape[1] != p.shape[2]:
         raise ValueError(f"transitions: expected shape (A, S, S), got {p.shape}")
     num_actions, num_states, _ = p.shape
-    r = jnp.asarray(rewards)
+    r = checks.as_array(rewards, "rewards")
     if r.shape == (num_states,):
         r = jnp.broadcast_to(r[:, None], (num_states, num_actions))
     elif r.shape == (num_actions, num_states, num_states):
@@ -193,8 +169,7 @@ def from_action_major(transitions, rewards, discount, initial=None) -> MDP:
 
 def to_action_major(mdp: MDP) -> tuple[Array, Array]:
     """`(P (A, S, S), r (S, A))` in the layout of pymdptoolbox."""
-    from optiongrad.transitions import to_dense
-
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     return jnp.transpose(to_dense(mdp.transitions), (1, 0, 2)), mdp.rewards
 
 
@@ -222,25 +197,21 @@ def random_mdp(
       dtype: floating dtype (default: JAX's default float).
       initial: "uniform", or "random" for a Dirichlet(1) initial distribution.
     """
-    for name, value in (("num_states", num_states), ("num_actions", num_actions),
-                        ("branching", branching)):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    if branching > num_states:
-        raise ValueError(f"branching: must be <= num_states={num_states}, got {branching}")
-    if initial not in ("uniform", "random"):
-        raise ValueError(f"initial: expected 'uniform' or 'random', got {initial!r}")
-    key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
-    dtype = jnp.result_type(float) if dtype is None else dtype
+    checks.integer(num_states, "num_states")
+    checks.integer(num_actions, "num_actions")
+    checks.integer(branching, "branching", maximum=num_states)
+    checks.choice(initial, "initial", ("uniform", "random"))
+    checks.number(discount, "discount", low=0.0, high=1.0, high_open=True)
+    key = checks.random_key(key)
+    dtype = checks.dtype(dtype)
     k_next, k_cut, k_rew, k_init = jax.random.split(key, 4)
     scores = jax.random.uniform(k_next, (num_states, num_actions, num_states))
     successors = jnp.argsort(scores, axis=-1)[..., :branching]
     cuts = jnp.sort(
         jax.random.uniform(k_cut, (num_states, num_actions, branching - 1), dtype), axis=-1
     )
-    edges = jnp.concatenate(
-        [jnp.zeros_like(cuts[..., :1]), cuts, jnp.ones_like(cuts[..., :1])], axis=-1
-    )
+    ends = (num_states, num_actions, 1)
+    edges = jnp.concatenate([jnp.zeros(ends, dtype), cuts, jnp.ones(ends, dtype)], axis=-1)
     probs = jnp.diff(edges, axis=-1)
     dense = jnp.einsum(
         "sab,sabt->sat", probs, jax.nn.one_hot(successors, num_states, dtype=dtype)
@@ -253,3 +224,4 @@ def random_mdp(
         s0 = jax.random.dirichlet(k_init, jnp.ones((num_states,), dtype))
         s0 = s0 / s0.sum()
     return MDP(dense, rewards, jnp.asarray(discount, dtype), s0)
+

@@ -11,9 +11,9 @@ are Newton's method on `Q = T(Q)` (Puterman & Brumelle 1979; for the soft case, 
 iteration, Haarnoja et al. 2018), so they converge in a handful of steps — each a dense
 `S × S` solve — where value iteration needs `log(tol) / log γ` sweeps.
 
-`soft_value_iteration(..., solver="newton")` uses this as a warm start and then runs the
+`soft_value_iteration(..., solver=og.solvers.Newton())` uses this as a warm start and then runs the
 ordinary fixed-point iteration from it (normally one or two sweeps), so the result, its
-convergence report and its implicit gradient are exactly those of `optiongrad.implicit`.
+convergence report and its implicit gradient are exactly those of plain iteration.
 Dense transitions only: `P_π` is formed as an `S × S` matrix.
 """
 
@@ -22,22 +22,21 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from optiongrad.mdp import MDP
-from optiongrad.transitions import expectation, policy_matrix
+from optiongrad._src.backups import backup, backup_policy
+from optiongrad._src.mdp import MDP
+from optiongrad._src.transitions import expectation, policy_matrix
 
 Array = jax.Array
 
-BACKUPS = ("logsumexp", "max")
+NEWTON_BACKUPS = ("logsumexp", "max")
 
 
 def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp") -> Array:
     """One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`.
 
-    `π` is the planner's own policy for `Q` (`planning.backup_policy`) and the per-state bonus
+    `π` is the planner's own policy for `Q` (`backup_policy`) and the per-state bonus
     is `m_τ(Q) − Σ_a π Q`, which is `τ H(π)` for logsumexp and 0 for max.
     """
-    from optiongrad.planning import backup, backup_policy  # planning imports this module
-
     policy = backup_policy(q, temperature, kind)
     bonus = backup(q, temperature, kind) - jnp.sum(policy * q, axis=-1)
     p_pi = policy_matrix(mdp.transitions, policy)

@@ -19,7 +19,7 @@ the current step, which would drop the first reward; its `d^β` loses a γ. Its 
 `P^λ = d γ P_π β`, is the form used here, and no backup multiplies `P^λ` by γ again.
 
 A set of λ-models — one per (policy, continuation) pair — is a set of options, and
-`optiongrad.planning.smdp_value_iteration` plans over them (multi-step smooth planning).
+`smdp_value_iteration` plans over them (multi-step smooth planning).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from optiongrad.mdp import MDP
-from optiongrad.transitions import policy_matrix
+from optiongrad._src import checks
+from optiongrad._src.deprecation import renamed
+from optiongrad._src.mdp import MDP
+from optiongrad._src.transitions import policy_matrix
 
 Array = jax.Array
 
@@ -43,18 +45,11 @@ def lambda_model(mdp: MDP, policy: Array, continuation: Array) -> tuple[Array, A
         `s'`.
 
     Returns:
-      `(reward (S,), transition (S, S))`: `r^λ = D_λ r_π`, `P^λ = γ D_λ P_π (I − Λ)` with
+      `(rewards (S,), transitions (S, S))`: `r^λ = D_λ r_π`, `P^λ = γ D_λ P_π (I − Λ)` with
       `D_λ = (I − γ P_π Λ)^{-1}`. Both come from one LU factorisation; differentiable in
       everything.
     """
-    policy = jnp.asarray(policy, mdp.dtype)
-    continuation = jnp.asarray(continuation, mdp.dtype)
-    if policy.shape != (mdp.num_states, mdp.num_actions):
-        raise ValueError(f"policy: expected shape (S, A) = ({mdp.num_states}, "
-                         f"{mdp.num_actions}), got {policy.shape}")
-    if continuation.shape != (mdp.num_states,):
-        raise ValueError(f"continuation: expected shape (S,) = ({mdp.num_states},), "
-                         f"got {continuation.shape}")
+    policy, continuation = _check(mdp, policy, continuation)
     p_pi = policy_matrix(mdp.transitions, policy)
     r_pi = jnp.sum(policy * mdp.rewards, axis=-1)
     gamma = mdp.discount
@@ -68,13 +63,37 @@ def lambda_model(mdp: MDP, policy: Array, continuation: Array) -> tuple[Array, A
 def execution_distribution(mdp: MDP, policy: Array, continuation: Array) -> Array:
     """`D_λ = (I − γ P_π Λ)^{-1}`, shape `(S, S)`: discounted expected visits to `s'` before
     control returns, starting (and counting the current step) in `s`."""
-    p_pi = policy_matrix(mdp.transitions, jnp.asarray(policy, mdp.dtype))
+    policy, lam = _check(mdp, policy, continuation)
+    p_pi = policy_matrix(mdp.transitions, policy)
     eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
-    lam = jnp.asarray(continuation, mdp.dtype)
     return jnp.linalg.inv(eye - mdp.discount * p_pi * lam[None, :])
 
 
-def model_evaluation(reward: Array, transition: Array) -> Array:
-    """Generalised policy evaluation `v = (I − P^λ)^{-1} r^λ` of a λ-model, shape `(S,)`."""
-    eye = jnp.eye(reward.shape[0], dtype=reward.dtype)
-    return jnp.linalg.solve(eye - transition, reward)
+@renamed(reward="rewards", transition="transitions")
+def model_evaluation(rewards: Array, transitions: Array) -> Array:
+    """Generalised policy evaluation `v = (I − P^λ)^{-1} r^λ` of a λ-model, shape `(S,)`.
+
+    Args:
+      rewards: `(S,)` reward model `r^λ`.
+      transitions: `(S, S)` decision model `P^λ`, non-negative, rows summing to less than 1.
+    """
+    rewards = checks.as_array(rewards, "rewards")
+    if jnp.ndim(rewards) != 1:
+        raise ValueError(f"rewards: expected shape (S,), got {jnp.shape(rewards)}")
+    dtype = checks.float_dtype(rewards)
+    transitions = checks.as_array(transitions, "transitions", dtype=dtype)
+    checks.shape(transitions, "transitions", (rewards.shape[0],) * 2, "(S, S)")
+    checks.finite(rewards, "rewards")
+    checks.substochastic(transitions, "transitions")
+    eye = jnp.eye(rewards.shape[0], dtype=dtype)
+    return jnp.linalg.solve(eye - transitions, rewards.astype(dtype))
+
+
+def _check(mdp, policy, continuation):
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    shape = (mdp.num_states, mdp.num_actions)
+    policy = checks.policy(policy, "policy", shape, "(S, A)", mdp.dtype)
+    continuation = checks.as_array(continuation, "continuation", dtype=mdp.dtype)
+    checks.shape(continuation, "continuation", (mdp.num_states,), "(S,)")
+    checks.in_unit_interval(continuation, "continuation")
+    return policy, continuation

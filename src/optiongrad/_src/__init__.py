@@ -1,0 +1,1 @@
+"""optiongrad's implementation modules (private: import from `optiongrad` instead)."""

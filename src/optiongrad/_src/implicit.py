@@ -1,0 +1,271 @@
+"""Fixed points `x* = f(θ, x*)` and their derivatives: the one place for the IFT.
+
+Every planner and every iterative evaluation in optiongrad is a fixed point of a contraction
+`f(θ, ·)` and goes through `fixed_point`:
+
+* **Forward** — the solver (`optiongrad.solvers`: plain iteration by default, or Anderson)
+  iterates until `‖x_{k+1} − x_k‖_∞ ≤ tol + rtol ‖x_{k+1}‖_∞`, `max_iter`, or a non-finite
+  iterate; the iteration count, the final residual and a result code are returned.
+* **Implicit adjoint** — a custom VJP at the fixed point (implicit function theorem; Gilbert
+  1992, "Automatic differentiation and iterative processes"). For a cotangent `ḡ` on `x*`,
+  solve the adjoint equation
+
+      u = ḡ + (∂_x f)ᵀ u,        then   θ̄ = (∂_θ f)ᵀ u,
+
+  by the same kind of iteration applied to the transposed Jacobian (Christianson's two-phase
+  method, 1994). When `f` is a γ-contraction in `‖·‖_∞`, `‖(∂_x f)ᵀ‖_1 ≤ γ`, so it converges at
+  rate γ for any problem size and cannot stagnate the way restarted GMRES does at γ = 0.99.
+  Memory is that of one sweep, independent of the number of forward iterations.
+* **Unrolled adjoint** — exactly `num_sweeps` sweeps from `init` in a `lax.scan`,
+  differentiated by ordinary reverse-mode AD (memory grows with `num_sweeps`).
+
+Failures are never a plausible number. With the implicit adjoint, the gradient is NaN when the
+forward solve did not converge (the IFT holds only at the fixed point) or when the adjoint
+solve does not converge; with `throw=True` either raises a `RuntimeError` naming the result
+code instead, under `jit`, `vmap` and `grad` alike (`equinox.error_if`). With the unrolled
+adjoint only non-finite iterates are a failure.
+
+Error budget: stopping the forward iteration at `tol` leaves an error of order `tol / (1 − γ)`
+in `x*` and in the gradient.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from optiongrad._src import checks
+from optiongrad._src.solvers import (
+    RESULTS,
+    Adjoint,
+    Anderson,
+    FixedPointIteration,
+    Implicit,
+    Newton,
+    Reported,
+    SolverLike,
+    Unrolled,
+    is_failure,
+    resolve,
+    result_code,
+)
+
+Array = jax.Array
+PyTree = Any
+
+
+class FixedPointResult(eqx.Module, Reported):
+    """Result of `fixed_point`.
+
+    Attributes:
+      value: the (approximate) fixed point `x*`, same shape as `init`.
+      iterations: number of applications of `f` (int32 scalar).
+      residual: `‖f(θ, x_{k−1}) − x_{k−1}‖_∞` at the last iteration.
+      result: a `RESULTS` code; `converged` is `result == RESULTS.successful`.
+    """
+
+    value: Array
+    iterations: Array
+    residual: Array
+    result: RESULTS
+
+    def value_or_nan(self) -> Array:
+        """`value`, NaN where the solve failed: how the functions that return plain arrays
+        report a failed inner solve."""
+        return nan_where(self.failed, self.value)
+
+
+class _Config(NamedTuple):
+    """Static settings of one solve (hashable: the custom VJP's non-differentiable part)."""
+
+    tol: float
+    rtol: float
+    max_iter: int
+    solver: Any
+    adjoint_rtol: float
+    adjoint_max_iter: int
+    adjoint_solver: Any
+    throw: bool
+
+
+def fixed_point(
+    operator: Callable[[PyTree, Array], Array],
+    params: PyTree,
+    init: Array,
+    *,
+    tol: Optional[float] = None,
+    rtol: float = 0.0,
+    max_iter: int = 10_000,
+    solver: SolverLike = None,
+    adjoint: Optional[Adjoint] = None,
+    throw: bool = False,
+    differentiation: Optional[str] = None,
+    num_sweeps: Optional[int] = None,
+    **deprecated: Any,
+) -> FixedPointResult:
+    """Solve `x = operator(params, x)` and make the solution differentiable in `params`.
+
+    Args:
+      operator: `f(params, x) -> x`, a contraction in `x`; pure. It may close over arrays
+        (they are hoisted with `jax.closure_convert` and receive gradients too).
+      params: pytree of arrays the fixed point depends on.
+      init: starting point `x_0`, a floating array; the fixed point (and its implicit gradient)
+        does not depend on it. Receives a zero cotangent with the implicit adjoint.
+      tol: absolute stopping tolerance on `‖x_{k+1} − x_k‖_∞` (finite, ≥ 0); default 1e-10
+        (float64) or 1e-5 (float32).
+      rtol: relative part of the stopping rule (`tol + rtol ‖x‖_∞`).
+      max_iter: maximum number of forward iterations (implicit adjoint only).
+      solver: `og.solvers.FixedPointIteration()` (default), `og.solvers.Anderson(...)`, or
+        the names "iteration", "anderson".
+      adjoint: `og.solvers.Implicit(...)` (default) or `og.solvers.Unrolled(num_sweeps)`.
+      throw: raise a `RuntimeError` naming the result code when the solve (or, in the
+        backward pass, the adjoint solve) fails, even under `jit`; otherwise a failed solve
+        is reported by `result` and its gradient is NaN.
+      differentiation: "implicit" or "unrolled" — the older spelling of `adjoint`.
+      num_sweeps: the sweeps of "unrolled"; `num_sweeps=N` alone means `Unrolled(N)`.
+      **deprecated: `adjoint_rtol`, `adjoint_max_iter`, `memory` (see `solvers.resolve`).
+
+    Returns:
+      `FixedPointResult(value, iterations, residual, result)`.
+    """
+    solver, adjoint = resolve(solver, adjoint, differentiation=differentiation,
+                              num_sweeps=num_sweeps, **deprecated)
+    if isinstance(solver, Newton):
+        raise ValueError("solver: Newton (soft policy iteration) needs an MDP's structure; use "
+                         "it with soft_value_iteration")
+    init = checks.as_array(init, "init")
+    if not jnp.issubdtype(jnp.result_type(init), jnp.floating):
+        init = init.astype(jnp.result_type(float))
+    dtype = jnp.result_type(init)
+    checks.tolerance(tol, "tol")
+    checks.tolerance(rtol, "rtol")
+    checks.integer(max_iter, "max_iter")
+    if not isinstance(throw, bool):
+        raise ValueError(f"throw: expected True or False, got {throw!r}")
+    adjoint_solver = FixedPointIteration()
+    if isinstance(adjoint, Implicit):
+        adjoint_solver = adjoint.solver or (
+            solver if isinstance(solver, Anderson) else FixedPointIteration())
+    config = _Config(
+        tol=checks.default_tol(dtype) if tol is None else float(tol),
+        rtol=float(rtol),
+        max_iter=int(max_iter),
+        solver=solver,
+        adjoint_rtol=(checks.default_rtol(dtype) if getattr(adjoint, "rtol", None) is None
+                      else float(adjoint.rtol)),
+        adjoint_max_iter=int(getattr(adjoint, "max_iter", None) or max_iter),
+        adjoint_solver=adjoint_solver,
+        throw=throw,
+    )
+    converted, consts = jax.closure_convert(operator, params, init)
+    full_params = (params, tuple(consts))
+
+    def op(p, x):
+        return converted(p[0], x, *p[1])
+
+    if isinstance(adjoint, Unrolled):
+        value, residual = _unrolled(op, full_params, init, adjoint.num_sweeps)
+        iterations = jnp.asarray(adjoint.num_sweeps, jnp.int32)
+        limit = RESULTS.budget_reached
+    else:
+        value, iterations, residual = _implicit(op, full_params, init, config)
+        limit = RESULTS.max_steps_reached
+    result = _result(config, value, residual, limit)
+    if throw:
+        value = result.error_if(value, is_failure(result))
+    return FixedPointResult(value, iterations, residual, result)
+
+
+def nan_where(failed: Array, value: Array) -> Array:
+    """`value` with NaN where `failed` (a bool array over `value`'s leading axes)."""
+    failed = failed.reshape(failed.shape + (1,) * (value.ndim - failed.ndim))
+    return jnp.where(failed, jnp.nan, value)
+
+
+def _result(config: _Config, x: Array, residual: Array, limit: RESULTS) -> RESULTS:
+    """The result code of a solve that stopped at `x` with `residual` (`limit` when it
+    stopped on its sweep count)."""
+    return result_code(x, residual, config.tol + config.rtol * _max_abs(x), limit)
+
+
+def _max_abs(x: Array) -> Array:
+    return jnp.max(jnp.abs(x)) if x.size else jnp.zeros((), x.dtype)
+
+
+def _forward(op, params, init, config: _Config):
+    """The forward solve: `(x, iterations, residual)`."""
+    return config.solver.iterate(functools.partial(op, params), init, tol=config.tol,
+                                 rtol=config.rtol, max_iter=config.max_iter, norm=_max_abs)
+
+
+def _unrolled(op, params, init, num_sweeps: int):
+    def sweep(x, _):
+        x_next = op(params, x)
+        return x_next, _max_abs(x_next - x)
+
+    value, residuals = jax.lax.scan(sweep, init, None, length=num_sweeps)
+    return value, jax.lax.stop_gradient(residuals[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 3))
+def _implicit(op, params, init, config: _Config):
+    return _forward(op, params, init, config)
+
+
+def _implicit_fwd(op, params, init, config: _Config):
+    x, k, residual = _forward(op, params, init, config)
+    converged = _result(config, x, residual, RESULTS.max_steps_reached) == RESULTS.successful
+    return (x, k, residual), (x, params, init, converged)
+
+
+def _implicit_bwd(op, config: _Config, saved, cotangents):
+    x, params, init, converged = saved
+    g = cotangents[0]
+    _, vjp_x = jax.vjp(lambda y: op(params, y), x)
+    u, adjoint_ok = adjoint_solve(lambda v: vjp_x(v)[0], g, rtol=config.adjoint_rtol,
+                                  max_iter=config.adjoint_max_iter,
+                                  solver=config.adjoint_solver)
+    if config.throw:
+        u = RESULTS.adjoint_failed.error_if(u, ~adjoint_ok)
+    # The IFT holds only at a fixed point: an unconverged forward solve gets a NaN gradient.
+    ok = adjoint_ok & converged
+    _, vjp_params = jax.vjp(lambda p: op(p, x), params)
+    (params_bar,) = vjp_params(u)
+    params_bar = jax.tree.map(lambda b: _nan_unless(ok, b), params_bar)
+    return params_bar, jnp.zeros_like(init)
+
+
+def _nan_unless(ok, cotangent):
+    if not jnp.issubdtype(cotangent.dtype, jnp.inexact):  # float0 cotangents of integers
+        return cotangent
+    return jnp.where(ok, cotangent, jnp.nan)
+
+
+_implicit.defvjp(_implicit_fwd, _implicit_bwd)
+
+
+def adjoint_solve(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
+                  max_iter: int, solver=None) -> tuple[Array, Array]:
+    """Solve `u = g + Jᵀ u` by iterating `u_{k+1} = g + Jᵀ u_k` from `u_0 = g`.
+
+    Converges whenever the spectral radius of `J` is below 1 (for the Bellman operators of
+    logsumexp, mellowmax and max backups it is at most γ). Stops when
+    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`. With `solver=Anderson(...)` the iteration is
+    accelerated first and finished by plain iteration from the accelerated iterate. Returns
+    `(u, converged)`; `u` is NaN when it did not converge within `max_iter` iterations or
+    stopped being finite.
+    """
+    solver = FixedPointIteration() if solver is None else solver
+
+    def l1(x):
+        return jnp.sum(jnp.abs(x))
+
+    u, _, residual = solver.iterate(lambda u: g + transposed_jacobian(u), g, tol=0.0,
+                                    rtol=rtol, max_iter=max_iter, norm=l1)
+    ok = residual <= rtol * l1(u)
+    return jnp.where(ok, u, jnp.nan), ok
+

@@ -1,0 +1,331 @@
+"""The option gradient: learn options whose policies are planned from intrinsic rewards.
+
+Several options, each motivated by its own intrinsic reward, serving one task distribution
+(DESIGN.md, "Option gradient"). With parameters `θ_k` (an intrinsic-reward model per option)
+and optional termination logits `ω_k`:
+
+1. **Intrinsic phase** — `Q*_k = T_{θ_k}(Q*_k)` by soft value iteration in the environment's
+   dynamics with reward `r_{θ_k}`; `π^k = softmax(Q*_k / τ_o)`; `β_k = sigmoid(ω_k)` (or a fixed
+   termination probability). `K` planners under one `vmap`.
+2. **Option models** of `(π^k, β_k)` in each task, with the task's (extrinsic) reward, and the
+   primitive actions appended when configured.
+3. **Extrinsic phase** — smooth SMDP planning over the options, either to convergence
+   (`num_sweeps=None`, implicit gradient) or with a fixed budget of `N` sweeps from zero
+   values (unrolled): `μ = softmax(Q_O / τ_μ)`.
+4. **Objective** — the mean over a batch of goal tasks (a `vmap`, not a loop) of the
+   call-and-return return `s0 · v_μ`, plus `diversity_weight ×` the mean pairwise
+   occupancy-weighted KL divergence between option policies (DESIGN.md's "minus a diversity
+   term" with the similarity penalty written as a divergence bonus).
+
+`jax.grad` of the objective goes back through both planners, with the IFT at each converged
+fixed point. `goal_returns` (fast, rank-one goal models) is the evaluation used for every method
+of the four-rooms experiment and `hierarchical_return` (dense models of any task) the reference
+it is tested against, so exported options can be re-scored with either. A planner that fails
+(an intrinsic planner, or the extrinsic one when it must converge) makes the returns that depend
+on it — and their gradients — NaN.
+
+References: Sutton, Precup & Singh (1999) for options and SMDP planning; Jinnai et al. (ICML
+2019) for why a planning budget makes options useful.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from optiongrad._src import checks
+from optiongrad._src.backups import BACKUPS
+from optiongrad._src.deprecation import renamed
+from optiongrad._src.evaluation import occupancy
+from optiongrad._src.goal_tasks import goal_option_models
+from optiongrad._src.hierarchical import smdp_policy_evaluation
+from optiongrad._src.implicit import nan_where
+from optiongrad._src.mdp import MDP
+from optiongrad._src.option_models import check_mdp_and_options, option_models
+from optiongrad._src.options import Options, with_primitives
+from optiongrad._src.planning import PlanResult, smdp_value_iteration, soft_value_iteration
+from optiongrad._src.rewards import Params, RewardModel
+
+Array = jax.Array
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class ExtrinsicPlanner:
+    """How the policy over options is obtained from the option models (static settings).
+
+    Attributes:
+      temperature: `τ_μ > 0`.
+      num_sweeps: the planning budget `N`: sweeps from zero values, differentiated unrolled;
+        or None: plan to convergence (implicit gradient). `planning_budget=` is the deprecated
+        spelling.
+      include_primitives: append the primitive actions after the options.
+      backup: the SMDP backup (`logsumexp` by default).
+      tol: convergence tolerance when `num_sweeps` is None (None: the planner's default).
+    """
+
+    temperature: float
+    num_sweeps: Optional[int]
+    include_primitives: bool
+    backup: str
+    tol: Optional[float]
+
+    @renamed(planning_budget="num_sweeps")
+    def __init__(self, temperature: float = 0.01, num_sweeps: Optional[int] = 3,
+                 include_primitives: bool = True, backup: str = "logsumexp",
+                 tol: Optional[float] = None):
+        checks.choice(backup, "backup", BACKUPS)
+        checks.temperature(temperature, backup)
+        checks.integer(num_sweeps, "num_sweeps", allow_none=True)
+        if not isinstance(include_primitives, bool):
+            raise ValueError(f"include_primitives: expected True or False, got "
+                             f"{include_primitives!r}")
+        checks.tolerance(tol, "tol")
+        for name, value in (("temperature", float(temperature)), ("num_sweeps", num_sweeps),
+                            ("include_primitives", include_primitives), ("backup", backup),
+                            ("tol", None if tol is None else float(tol))):
+            object.__setattr__(self, name, value)
+
+    @property
+    def planning_budget(self) -> Optional[int]:
+        """Deprecated name of `num_sweeps`."""
+        return self.num_sweeps
+
+    def replace(self, **changes) -> "ExtrinsicPlanner":
+        """A copy with some fields changed (validated)."""
+        return ExtrinsicPlanner(**{**dataclasses.asdict(self), **changes})
+
+
+class OptionParams(NamedTuple):
+    """Learned parameters: stacked intrinsic-reward parameters `(K, …)` and termination logits
+    `ω (K, S)` (None when terminations are fixed)."""
+
+    reward: Params
+    termination: Optional[Array]
+
+
+def init_params(key, model: RewardModel, num_options: int, num_states: int, *,
+                learn_termination: bool = True, termination_init: float = 0.1) -> OptionParams:
+    """Independent draws of `model.init` per option (they must differ: identical options get
+    identical gradients and stay identical) and `ω = logit(termination_init)` everywhere.
+
+    Args:
+      key: a `jax.random` key or an integer seed.
+      model: the intrinsic-reward model (`og.rewards`).
+      num_options: `K ≥ 1`. num_states: `S ≥ 1`.
+      learn_termination: learn `ω` (else `termination` is None: fixed terminations).
+      termination_init: the initial termination probability, in (0, 1).
+    """
+    key = checks.random_key(key)
+    checks.instance(model, "model", RewardModel, "an optiongrad.rewards.RewardModel")
+    checks.integer(num_options, "num_options")
+    checks.integer(num_states, "num_states")
+    checks.number(termination_init, "termination_init", low=0.0, high=1.0, low_open=True,
+                  high_open=True)
+    rewards = jax.vmap(model.init)(jax.random.split(key, num_options))
+    omega = None
+    if learn_termination:
+        logit = jnp.log(termination_init) - jnp.log1p(-termination_init)
+        omega = jnp.full((num_options, num_states), logit, jax.tree.leaves(rewards)[0].dtype)
+    return OptionParams(rewards, omega)
+
+
+def _check_params(params, mdp: MDP) -> None:
+    checks.instance(params, "params", OptionParams, "an OptionParams")
+    leaves = jax.tree.leaves(params.reward)
+    if not leaves:
+        raise ValueError("params: no intrinsic-reward parameters")
+    num_options = jnp.shape(leaves[0])[0] if jnp.ndim(leaves[0]) else 0
+    for leaf in leaves:
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != num_options or num_options < 1:
+            raise ValueError("params: every reward parameter needs the same leading options "
+                             f"axis K >= 1, got shapes {[jnp.shape(x) for x in leaves]}")
+        checks.finite(leaf, "params.reward")
+    if params.termination is not None:
+        checks.shape(params.termination, "params.termination",
+                     (num_options, mdp.num_states), "(K, S)")
+        checks.finite(params.termination, "params.termination")
+
+
+@renamed(environment="mdp")
+def make_options(
+    params: OptionParams,
+    model: RewardModel,
+    mdp: MDP,
+    temperature,
+    *,
+    termination: float = 0.1,
+    **plan_kwargs,
+) -> tuple[Options, PlanResult]:
+    """Options from parameters: `π^k = softmax(Q*_k/τ_o)` planned in the environment `mdp`
+    with reward `r_{θ_k}`, `β_k = sigmoid(ω_k)` (or the constant `termination` when `ω` is
+    None). `**plan_kwargs` go to `soft_value_iteration`.
+
+    Returns the `Options` (no initiation sets) and the batch of intrinsic `PlanResult`s. The
+    policy of an option whose planner failed is NaN under a transformation (`jit`, `grad`);
+    called on concrete values, a failed planner raises a `RuntimeError` naming the options.
+    """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.instance(model, "model", RewardModel, "an optiongrad.rewards.RewardModel")
+    _check_params(params, mdp)
+    checks.number(termination, "termination", low=0.0, high=1.0)
+
+    def plan(theta):
+        return soft_value_iteration(mdp.replace(rewards=model.apply(theta, mdp)), temperature,
+                                    **plan_kwargs)
+
+    plans = jax.vmap(plan)(params.reward)
+    if checks.is_concrete(plans.q) and bool(jnp.any(plans.failed)):
+        raise RuntimeError(f"make_options: the intrinsic planners of options "
+                           f"{jnp.flatnonzero(plans.failed).tolist()} failed (iteration limit "
+                           "or non-finite values); raise max_iter or check the rewards")
+    if params.termination is None:
+        beta = jnp.full(plans.policy.shape[:2], termination, mdp.dtype)
+    else:
+        beta = jax.nn.sigmoid(params.termination.astype(mdp.dtype))
+    return Options(nan_where(plans.failed, plans.policy), beta, None), plans
+
+
+@renamed(reward="rewards", transition="transitions")
+def smdp_return(rewards: Array, transitions: Array, initial: Array, planner: ExtrinsicPlanner,
+                initiation: Optional[Array] = None) -> tuple[Array, PlanResult]:
+    """`s0 · v_μ` for the policy over options `μ` that `planner` derives from option models.
+
+    Args:
+      rewards: `(S, K)` option reward models; transitions: `(K, S, S)` option transition
+        models (primitives, if any, already included); initial: `(S,)` `s0`.
+      planner: `ExtrinsicPlanner` — `μ = softmax(Q_O / τ_μ)` with `Q_O` after `N` sweeps from
+        zero values (unrolled gradient) or at convergence (implicit gradient).
+      initiation: optional `(K, S)` bool initiation sets.
+
+    Returns:
+      `(return, plan)`, the return `s0 · (I − P^O_μ)^{-1} r^O_μ` (exact evaluation of `μ`;
+      NaN if the planner failed).
+    """
+    checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
+    plan = smdp_value_iteration(rewards, transitions, planner.temperature,
+                                initiation=initiation, backup=planner.backup, tol=planner.tol,
+                                num_sweeps=planner.num_sweeps)
+    value = smdp_policy_evaluation(rewards, transitions, plan.policy)
+    initial = checks.as_array(initial, "initial", dtype=value.dtype)
+    checks.shape(initial, "initial", value.shape, "(S,)")
+    checks.distribution_rows(initial, "initial")
+    return nan_where(plan.failed, jnp.dot(initial, value)), plan
+
+
+def _planned_options(options: Options, planner: ExtrinsicPlanner) -> Options:
+    checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
+    return with_primitives(options) if planner.include_primitives else options
+
+
+@renamed(task="mdp")
+def hierarchical_return(options: Options, mdp: MDP, planner: ExtrinsicPlanner
+                        ) -> tuple[Array, PlanResult]:
+    """`s0 · v_μ` in any task `mdp` of the call-and-return policy `μ` that `planner` derives
+    for `options` (primitives appended after the options when configured), and the SMDP plan.
+    The reference computation: option models by `option_models`."""
+    check_mdp_and_options(mdp, options)
+    options = _planned_options(options, planner)
+    rewards, transitions = option_models(mdp, options)
+    return smdp_return(rewards, transitions, mdp.initial, planner, options.initiation)
+
+
+@renamed(environment="mdp")
+def goal_models(options: Options, mdp: MDP, goals: Array, planner: ExtrinsicPlanner
+                ) -> tuple[Options, Array, Array, Array]:
+    """The options as `planner` uses them (primitives appended when configured) and their
+    models in the goal tasks `goals (T,)` of the environment `mdp`: `(options, rewards
+    (T, S, K), transitions (T, K, S, S), initial (T, S))`, from one factorisation per option
+    (`goal_option_models`)."""
+    check_mdp_and_options(mdp, options)
+    options = _planned_options(options, planner)
+    return (options, *goal_option_models(mdp, options, goals))
+
+
+@renamed(reward="rewards", transition="transitions")
+def batched_smdp_returns(rewards: Array, transitions: Array, initial: Array,
+                         planner: ExtrinsicPlanner, initiation: Optional[Array] = None
+                         ) -> Array:
+    """`smdp_return` for a batch of tasks (leading axis `T` of `rewards`, `transitions` and
+    `initial`; shared `initiation`), one `vmap`; shape `(T,)`, NaN where the planner failed."""
+    checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
+    returns, _ = jax.vmap(lambda r, p, s0: smdp_return(r, p, s0, planner, initiation))(
+        rewards, transitions, initial)
+    return returns
+
+
+@renamed(environment="mdp")
+def goal_returns(options: Options, mdp: MDP, goals: Array, planner: ExtrinsicPlanner
+                 ) -> Array:
+    """`hierarchical_return` in every goal task `goals (T,)` of the environment `mdp`, shape
+    `(T,)`: `goal_models` then `batched_smdp_returns`."""
+    options, rewards, transitions, initial = goal_models(options, mdp, goals, planner)
+    return batched_smdp_returns(rewards, transitions, initial, planner, options.initiation)
+
+
+@renamed(environment="mdp")
+def diversity(options: Options, mdp: MDP) -> Array:
+    """Mean over ordered pairs `k ≠ l` of `Σ_s w_k[s] KL(π^k[s] ‖ π^l[s])`, with `w_k` the
+    normalised discounted occupancy of `π^k` in `mdp` (scalar ≥ 0; 0 for K = 1)."""
+    check_mdp_and_options(mdp, options)
+    k = options.num_options
+    if k < 2:
+        return jnp.zeros((), mdp.dtype)
+    log_pi = jnp.log(options.policy)
+    weights = jax.vmap(lambda pi: occupancy(mdp, pi))(options.policy)
+    weights = weights / jnp.sum(weights, axis=1, keepdims=True)
+    # kl[k, l, s] = Σ_a π^k (log π^k − log π^l)
+    kl = jnp.einsum("ksa,ksa->ks", options.policy, log_pi)[:, None, :] - jnp.einsum(
+        "ksa,lsa->kls", options.policy, log_pi)
+    total = jnp.einsum("ks,kls->", weights, kl)
+    return total / (k * (k - 1))
+
+
+@renamed(environment="mdp")
+def option_gradient_objective(
+    params: OptionParams,
+    model: RewardModel,
+    mdp: MDP,
+    goals: Array,
+    *,
+    temperature_options,
+    planner: ExtrinsicPlanner,
+    termination: float = 0.1,
+    diversity_weight: float = 0.0,
+    **plan_kwargs,
+):
+    """The option-gradient objective and diagnostics.
+
+    Args:
+      params: `OptionParams`.
+      model: the intrinsic-reward model shared by all options.
+      mdp: the environment the options are planned in (e.g. `navigation_mdp`); its discount
+        is the options' planning discount.
+      goals: `(T,)` goal states: the batch of goal tasks of `mdp` (`goal_task`), one `vmap`.
+      temperature_options: `τ_o > 0` of the option policies.
+      planner: how `μ` is planned (`ExtrinsicPlanner`).
+      termination: the fixed termination probability used when `params.termination` is None.
+      diversity_weight: weight of the diversity bonus (finite).
+      **plan_kwargs: passed to the intrinsic planners (`soft_value_iteration`).
+
+    Returns:
+      The pair `(objective, aux)` (use `jax.value_and_grad(..., has_aux=True)`), `aux` a dict
+      with the mean return under "return", the per-goal returns `(T,)` under "returns", the
+      diversity (scalar), the `Options` under "options", the intrinsic planners' `(K,)` bool
+      "intrinsic_converged" and their `PlanResult`s under "intrinsic_plans". A failed planner
+      makes the objective NaN.
+    """
+    checks.number(diversity_weight, "diversity_weight")
+    checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
+    goals = checks.indices(goals, "goals", mdp.num_states)
+    options, plans = make_options(params, model, mdp, temperature_options,
+                                  termination=termination, **plan_kwargs)
+    returns = goal_returns(options, mdp, goals, planner)
+    mean_return = jnp.mean(returns)
+    div = diversity(options, mdp) if diversity_weight else jnp.zeros((), mean_return.dtype)
+    objective = mean_return + diversity_weight * div
+    aux = {"return": mean_return, "returns": returns, "diversity": div, "options": options,
+           "intrinsic_converged": plans.converged, "intrinsic_plans": plans}
+    return objective, aux

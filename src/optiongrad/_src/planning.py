@@ -1,0 +1,339 @@
+"""The planners: soft value iteration on an MDP, and smooth planning over options.
+
+Smooth Bellman operator on `Q ∈ R^{S×A}` (DESIGN.md, "Smooth planner"), with a backup `m_τ`
+of `optiongrad.backups` applied to each row:
+
+    T_θ(Q) = r_θ + γ P m_τ(Q).
+
+The planner's policy is `π̂ = softmax(Q*/τ)` row-wise (greedy, ties split evenly, for `max`).
+For logsumexp and mellowmax `∂_Q T = γ P Π̂` with `P Π̂` row-stochastic, so the spectral radius
+of `∂_Q T` is at most γ < 1 and `I − ∂_Q T` is always invertible (the IFT's invertibility
+condition); for boltzmann check it with `jacobian_spectral_radius`.
+
+Over options (SMDP, DESIGN.md "Options") with option models `R (S, K)`, `P^O (K, S, S)`:
+
+    Q_O[s, o] = R[s, o] + Σ_s' P^o[s, s'] m_τ(Q_O)[s']      (γ is inside P^o)
+
+or, matrix-free, the intra-option Bellman equation (`intra_option_value_iteration`). Every
+planner solves its fixed point with `optiongrad.fixed_point` (the one IFT implementation),
+takes the same solver arguments (`solver=`, `adjoint=`, or the older `differentiation=` /
+`num_sweeps=`; see `optiongrad.solvers`), reports a result code, and with `throw=True` raises on
+failure.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optiongrad._src import checks
+from optiongrad._src.backups import BACKUPS, backup, backup_policy
+from optiongrad._src.deprecation import renamed
+from optiongrad._src.implicit import fixed_point
+from optiongrad._src.mdp import MDP
+from optiongrad._src.newton import NEWTON_BACKUPS, policy_iteration_q
+from optiongrad._src.option_models import intra_option_update
+from optiongrad._src.options import Options
+from optiongrad._src.solvers import (
+    RESULTS,
+    Adjoint,
+    FixedPointIteration,
+    Implicit,
+    Newton,
+    Reported,
+    SolverLike,
+    resolve,
+)
+from optiongrad._src.transitions import expectation
+
+Array = jax.Array
+
+
+class PlanResult(eqx.Module, Reported):
+    """Output of a planner.
+
+    Attributes:
+      q: `(S, A)` (or `(S, K)` over options) action values `Q*` at the last iterate.
+      policy: `(S, A)` (or `(S, K)`) planner policy `softmax(Q*/τ)` (greedy for `max`).
+      iterations: number of Bellman sweeps performed (int32).
+      residual: `‖Q_{k+1} − Q_k‖_∞` of the last sweep.
+      result: a `RESULTS` code: `successful`, `max_steps_reached`, `nonfinite`, or
+        `budget_reached` (an unrolled budget of sweeps, not a failure).
+    """
+
+    q: Array
+    policy: Array
+    iterations: Array
+    residual: Array
+    result: RESULTS
+
+
+def bellman(params, q, *, kind: str):
+    """`T(Q) = r + γ P m_τ(Q)` for an MDP; `params = (mdp, τ)`."""
+    mdp, temperature = params
+    return mdp.rewards + mdp.discount * expectation(
+        mdp.transitions, backup(q, temperature, kind))
+
+
+def smdp_bellman(params, q, *, kind: str):
+    """`T(Q)[s, o] = R[s, o] + Σ_s' P^o[s, s'] m_τ(Q)[s']`; `params = (R, P^O, τ, mask)`."""
+    rewards, transitions, temperature, mask = params
+    value = backup(q, temperature, kind, mask)
+    return rewards + jnp.einsum("kst,t->sk", transitions, value)
+
+
+def _intra_option_bellman(params, q, *, kind: str):
+    """`T(Q) = intra_option_update(Q, V = m_τ(Q))`; `params = (mdp, π, β, τ, mask)`."""
+    mdp, policy, termination, temperature, mask = params
+    return intra_option_update(mdp, policy, termination, q,
+                               backup(q, temperature, kind, mask))
+
+
+@eqx.filter_jit
+def _plan(operator, params, init, temperature, mask, kind, tol, max_iter, solver, adjoint,
+          throw) -> PlanResult:
+    result = fixed_point(functools.partial(operator, kind=kind), params, init, tol=tol,
+                         max_iter=max_iter, solver=solver, adjoint=adjoint, throw=throw)
+    policy = backup_policy(result.value, temperature, kind, mask)
+    return PlanResult(result.value, policy, result.iterations, result.residual, result.result)
+
+
+def _prepare(kind, temperature, tol, max_iter, init, shape, layout, dtype, throw, solver,
+             adjoint, differentiation, num_sweeps, deprecated):
+    """Check the arguments every planner shares; returns `(τ, Q_0, solver, adjoint)`."""
+    checks.choice(kind, "backup", BACKUPS)
+    checks.temperature(temperature, kind)
+    checks.tolerance(tol, "tol")
+    checks.integer(max_iter, "max_iter")
+    if not isinstance(throw, bool):
+        raise ValueError(f"throw: expected True or False, got {throw!r}")
+    solver, adjoint = resolve(solver, adjoint, differentiation=differentiation,
+                              num_sweeps=num_sweeps, **deprecated)
+    temperature = jnp.asarray(temperature, dtype)
+    if init is None:
+        init = jnp.zeros(shape, dtype)
+    else:
+        init = checks.as_array(init, "init", dtype=dtype)
+        checks.shape(init, "init", shape, layout)
+        checks.finite(init, "init")
+    return temperature, init, solver, adjoint
+
+
+def soft_value_iteration(
+    mdp: MDP,
+    temperature,
+    *,
+    backup: str = "logsumexp",
+    tol: Optional[float] = None,
+    max_iter: int = 10_000,
+    solver: SolverLike = None,
+    adjoint: Optional[Adjoint] = None,
+    differentiation: Optional[str] = None,
+    num_sweeps: Optional[int] = None,
+    init: Optional[Array] = None,
+    throw: bool = False,
+    **deprecated: Any,
+) -> PlanResult:
+    """Smooth (soft) value iteration `Q_{k+1} = r + γ P m_τ(Q_k)` from `Q_0 = init` (zeros).
+
+    Args:
+      mdp: the MDP to plan in (dense or sparse transitions).
+      temperature: `τ > 0` (any `τ ≥ 0` for `backup="max"`); differentiable.
+      backup: "logsumexp" (default), "mellowmax", "boltzmann" or "max" (`optiongrad.backups`).
+      tol: stop when `‖Q_{k+1} − Q_k‖_∞ ≤ tol` (finite, ≥ 0); default 1e-10 (float64) /
+        1e-5 (float32).
+      max_iter: maximum number of sweeps (implicit adjoint).
+      solver: `og.solvers.FixedPointIteration()` (default), `og.solvers.Anderson(memory=5)`
+        (fewer sweeps at high γ with smooth backups), or `og.solvers.Newton()` (soft policy
+        iteration warm start; dense MDPs, logsumexp or max); or their names "iteration",
+        "anderson", "newton".
+      adjoint: `og.solvers.Implicit(...)` (default: gradients by the implicit function theorem
+        at the fixed point) or `og.solvers.Unrolled(num_sweeps)` (a budget of `num_sweeps`
+        sweeps, differentiated through the sweeps).
+      differentiation: "implicit" or "unrolled", the older spelling of `adjoint`.
+      num_sweeps: the planning budget of "unrolled"; `num_sweeps=N` alone means `Unrolled(N)`.
+      init: `(S, A)` warm start (does not change the fixed point or its gradient).
+      throw: raise a `RuntimeError` when the solve fails (even under `jit`) instead of
+        reporting it in `result` (and giving NaN gradients).
+      **deprecated: `adjoint_rtol`, `adjoint_max_iter` (use `adjoint=Implicit(...)`).
+
+    Returns:
+      `PlanResult(q (S, A), policy (S, A), iterations, residual, result)`. Gradients flow to
+      `mdp.rewards`, `mdp.transitions`, `mdp.discount` and `temperature`; through a solve that
+      did not converge they are NaN.
+
+    Reference: the smooth Bellman operator of DESIGN.md; entropy-regularised value iteration
+    (Ziebart 2010; Haarnoja et al. 2017); mellowmax (Asadi & Littman 2017).
+    """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    shape = (mdp.num_states, mdp.num_actions)
+    temperature, init, solver, adjoint = _prepare(
+        backup, temperature, tol, max_iter, init, shape, "(S, A)", mdp.dtype, throw, solver,
+        adjoint, differentiation, num_sweeps, deprecated)
+    if isinstance(solver, Newton):
+        if backup not in NEWTON_BACKUPS or not isinstance(adjoint, Implicit):
+            raise ValueError(f"solver: Newton needs backup in {NEWTON_BACKUPS} and the implicit "
+                             f"adjoint, got backup={backup!r}, adjoint={adjoint!r}")
+        if mdp.is_sparse:
+            raise ValueError("solver: Newton needs dense transitions (it solves S × S "
+                             "systems); use FixedPointIteration or Anderson for sparse MDPs")
+        init, _ = policy_iteration_q(mdp, temperature, backup, init,
+                                     checks.default_tol(mdp.dtype) if tol is None else tol,
+                                     max_steps=solver.max_steps)
+        solver = FixedPointIteration()  # the sweeps that finish from the warm start
+    return _plan(bellman, (mdp, temperature), init, temperature, None, backup, tol, max_iter,
+                 solver, adjoint, throw)
+
+
+def initiation_mask(initiation, num_options: int, num_states: int) -> Optional[Array]:
+    """Validated `(S, K)` mask from `(K, S)` bool initiation sets (None stays None)."""
+    if initiation is None:
+        return None
+    initiation = checks.as_array(initiation, "initiation", kind="bool")
+    checks.shape(initiation, "initiation", (num_options, num_states), "(K, S)")
+    if checks.is_concrete(initiation):
+        empty = ~np.asarray(initiation).any(axis=0)
+        if empty.any():
+            raise ValueError(f"initiation: state {int(np.argmax(empty))} has no available "
+                             "option")
+    return initiation.T
+
+
+@renamed(reward="rewards", transition="transitions")
+def smdp_value_iteration(
+    rewards: Array,
+    transitions: Array,
+    temperature,
+    *,
+    initiation: Optional[Array] = None,
+    backup: str = "logsumexp",
+    tol: Optional[float] = None,
+    max_iter: int = 10_000,
+    solver: SolverLike = None,
+    adjoint: Optional[Adjoint] = None,
+    differentiation: Optional[str] = None,
+    num_sweeps: Optional[int] = None,
+    init: Optional[Array] = None,
+    throw: bool = False,
+    **deprecated: Any,
+) -> PlanResult:
+    """Smooth planning over options: `Q_O = R + P^O m_τ(Q_O)` (no extra γ: it is in `P^O`).
+
+    Args:
+      rewards: `(S, K)` option reward models `r^o[s]` (`option_models(...)[0]`).
+      transitions: `(K, S, S)` option transition models `P^o[s, s']`, non-negative, rows
+        summing to less than 1 (to at most γ).
+      temperature: `τ` of the policy over options `μ = softmax(Q_O/τ)`.
+      initiation: optional `(K, S)` bool (the layout of `Options.initiation`); option `o` can
+        be chosen in `s` only where `initiation[o, s]`. The backup and `μ` ignore the other
+        options, so `μ[s, o] = 0` outside initiation sets. Every state needs at least one
+        available option.
+      backup, tol, max_iter, solver, adjoint, differentiation, num_sweeps, init, throw: as in
+        `soft_value_iteration` (`solver` plain iteration or Anderson; `init` of shape (S, K)).
+
+    Returns:
+      `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`.
+
+    The keywords `reward=` and `transition=` are the deprecated spellings of the first two.
+    """
+    rewards = checks.as_array(rewards, "rewards")
+    if jnp.ndim(rewards) != 2:
+        raise ValueError(f"rewards: expected shape (S, K), got {jnp.shape(rewards)}")
+    dtype = checks.float_dtype(rewards)
+    rewards = rewards.astype(dtype)
+    s, k = rewards.shape
+    transitions = checks.as_array(transitions, "transitions", dtype=dtype)
+    checks.shape(transitions, "transitions", (k, s, s), "(K, S, S)")
+    checks.finite(rewards, "rewards")
+    checks.substochastic(transitions, "transitions")
+    mask = initiation_mask(initiation, k, s)
+    temperature, init, solver, adjoint = _prepare(
+        backup, temperature, tol, max_iter, init, (s, k), "(S, K)", dtype, throw, solver,
+        adjoint, differentiation, num_sweeps, deprecated)
+    _refuse_newton(solver)
+    return _plan(smdp_bellman, (rewards, transitions, temperature, mask), init, temperature,
+                 mask, backup, tol, max_iter, solver, adjoint, throw)
+
+
+def _refuse_newton(solver) -> None:
+    if isinstance(solver, Newton):
+        raise ValueError("solver: Newton (soft policy iteration) plans primitive MDPs only; "
+                         "use FixedPointIteration or Anderson over options")
+
+
+def intra_option_value_iteration(
+    mdp: MDP,
+    options: Options,
+    temperature,
+    *,
+    backup: str = "logsumexp",
+    tol: Optional[float] = None,
+    max_iter: int = 10_000,
+    solver: SolverLike = None,
+    adjoint: Optional[Adjoint] = None,
+    differentiation: Optional[str] = None,
+    num_sweeps: Optional[int] = None,
+    init: Optional[Array] = None,
+    throw: bool = False,
+    **deprecated: Any,
+) -> PlanResult:
+    """Matrix-free planning over options: the intra-option Bellman equation (Sutton, Precup &
+    Singh 1999, section 3), `Q_O[s, o] = Σ_a π^o[s, a] (r[s, a] + γ Σ_s' P[s, a, s']
+    (β^o[s'] V[s'] + (1 − β^o[s']) Q_O[s', o]))`, `V = m_τ(Q_O)` over available options.
+
+    Its fixed point is the same `Q_O = R + P^O V` as `smdp_value_iteration` on
+    `option_models(mdp, options)` (unrolling the continuation term gives the option models),
+    but no option model is formed: a sweep costs `O(K · S · A · B)` with sparse transitions and
+    memory is `O(K · S)`, so it scales to grids where `(K, S, S)` models cannot be stored.
+    (With `Unrolled(N)`, `N` intra-option sweeps are not the same budget as `N` SMDP sweeps.)
+
+    Args:
+      mdp: the MDP (dense or sparse transitions).
+      options: `Options` with policies `(K, S, A)`, terminations `(K, S)` and optional
+        initiation sets (an option is chosen only where available; once running it continues
+        anywhere).
+      temperature, backup, tol, max_iter, solver, adjoint, …: as in `soft_value_iteration`
+        (`solver` plain iteration or Anderson).
+
+    Returns:
+      `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`; differentiable in the MDP, the
+      options' policies and terminations, and the temperature.
+    """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.instance(options, "options", Options, "an optiongrad.Options")
+    options.check_mdp(mdp)
+    k, s = options.num_options, mdp.num_states
+    mask = initiation_mask(options.initiation, k, s)
+    temperature, init, solver, adjoint = _prepare(
+        backup, temperature, tol, max_iter, init, (s, k), "(S, K)", mdp.dtype, throw, solver,
+        adjoint, differentiation, num_sweeps, deprecated)
+    _refuse_newton(solver)
+    params = (mdp, options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype),
+              temperature, mask)
+    return _plan(_intra_option_bellman, params, init, temperature, mask, backup, tol,
+                 max_iter, solver, adjoint, throw)
+
+
+def jacobian_spectral_radius(mdp: MDP, q: Array, temperature, backup: str = "logsumexp"):
+    """Spectral radius of `∂_Q T` at `q (S, A)` (dense `(S·A) × (S·A)` Jacobian; small MDPs).
+
+    The IFT needs `I − ∂_Q T` invertible; it is when this radius is below 1. It is at most γ
+    for logsumexp, mellowmax and max; for boltzmann it can exceed 1.
+    """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.choice(backup, "backup", BACKUPS)
+    checks.temperature(temperature, backup)
+    q = checks.as_array(q, "q", dtype=mdp.dtype)
+    checks.shape(q, "q", (mdp.num_states, mdp.num_actions), "(S, A)")
+    temperature = jnp.asarray(temperature, mdp.dtype)
+
+    def t(x):
+        return bellman((mdp, temperature), x.reshape(q.shape), kind=backup).reshape(-1)
+
+    jac = jax.jacobian(t)(q.reshape(-1))
+    return jnp.max(jnp.abs(jnp.linalg.eigvals(jac)))

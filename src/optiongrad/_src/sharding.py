@@ -1,0 +1,93 @@
+"""Batches of tasks across devices: one `vmap`, its batch axis sharded over a device mesh.
+
+A sweep over goals, seeds, reward tables or temperatures is a pytree of arrays with a leading
+batch axis, mapped by one `jax.vmap`. `shard_batch` places that axis across all (or the given)
+JAX devices with a 1-D `jax.sharding.Mesh` (`NamedSharding(mesh, P("batch"))`); a `jax.jit`
+of the `vmap`ped function then runs each device's slice of the batch on that device (XLA's
+SPMD partitioner; no code change between one CPU, several CPU devices and a multi-GPU host).
+`sharded_vmap` does the whole thing, padding the batch to a multiple of the number of devices
+and dropping the padding from the results.
+
+On a CPU-only machine, `XLA_FLAGS=--xla_force_host_platform_device_count=4` (set before JAX is
+imported) makes 4 CPU devices, which is how the tests exercise this module.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+PyTree = Any
+AXIS = "batch"
+
+
+def batch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+    """A 1-D mesh named "batch" over `devices` (default: all visible devices)."""
+    devices = jax.devices() if devices is None else list(devices)
+    if not devices:
+        raise ValueError("devices: need at least one device")
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def _batch_size(tree: PyTree, name: str) -> int:
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(tree)}
+    if not sizes or None in sizes or len(sizes) != 1:
+        raise ValueError(f"{name}: every leaf needs the same leading batch axis, got leading "
+                         f"sizes {sorted(str(s) for s in sizes)}")
+    return sizes.pop()
+
+
+def shard_batch(tree: PyTree, mesh: Optional[Mesh] = None) -> PyTree:
+    """Place every leaf of `tree` with its leading axis split across `mesh` (default:
+    `batch_mesh()`). The batch size must be a multiple of the number of devices."""
+    mesh = batch_mesh() if mesh is None else mesh
+    size = _batch_size(tree, "tree")
+    if size % mesh.size:
+        raise ValueError(f"tree: batch size {size} is not a multiple of the {mesh.size} "
+                         f"devices (pad it, or use sharded_vmap, which pads)")
+
+    def put(x):
+        spec = PartitionSpec(AXIS, *([None] * (np.ndim(x) - 1)))
+        return jax.device_put(x, NamedSharding(mesh, spec))
+
+    return jax.tree.map(put, tree)
+
+
+def sharded_vmap(fn: Callable, batch: PyTree, *args, mesh: Optional[Mesh] = None) -> PyTree:
+    """`jax.jit(jax.vmap(fn))(batch, *args)` with `batch` sharded across the devices.
+
+    Args:
+      fn: `fn(item, *args)` for one element of the batch; pure and jit-able.
+      batch: pytree whose leaves share a leading batch axis of size `T`.
+      *args: broadcast (unbatched) arguments, replicated on every device.
+      mesh: the device mesh (default: all visible devices).
+
+    Returns:
+      `fn`'s outputs stacked over the batch (leading axis `T`), as `jax.vmap` would give.
+      The batch is padded to a multiple of the number of devices by repeating its last
+      element; the padding is computed and dropped.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn: expected a function, got {type(fn).__name__}")
+    mesh = batch_mesh() if mesh is None else mesh
+    if not isinstance(mesh, Mesh):
+        raise ValueError(f"mesh: expected a jax.sharding.Mesh, got {type(mesh).__name__}")
+    size = _batch_size(batch, "batch")
+    padded_size = -(-size // mesh.size) * mesh.size
+    if padded_size != size:
+        batch = jax.tree.map(
+            lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded_size - size, axis=0)]),
+            batch)
+    out = _jit_vmap(fn)(shard_batch(batch, mesh), *args)
+    return jax.tree.map(lambda x: x[:size], out)
+
+
+@functools.lru_cache(maxsize=64)
+def _jit_vmap(fn: Callable) -> Callable:
+    """One compiled `vmap` per `fn` (a new `fn` object, e.g. a fresh lambda, recompiles)."""
+    return jax.jit(lambda batch, *args: jax.vmap(lambda item: fn(item, *args))(batch))

@@ -1,0 +1,335 @@
+"""Solver and adjoint objects, and the result codes every iterative solve reports.
+
+A fixed point `x* = f(θ, x*)` is found by a **solver** and differentiated by an **adjoint**
+(the split of optimistix). Both are small frozen objects, passed to every planner and to
+`optiongrad.fixed_point` as `solver=` and `adjoint=`:
+
+| object | what it does |
+|---|---|
+| `FixedPointIteration()` | `x_{k+1} = f(x_k)` (the default) |
+| `Anderson(memory=5)` | safeguarded type-II Anderson mixing of the last `memory` iterates (Walker & Ni 2011), finished by plain iteration if it stalls |
+| `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max), then plain sweeps to the tolerance; `soft_value_iteration` only |
+| `Implicit(rtol, max_iter, solver)` | gradient by the implicit function theorem at `x*`: the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is iterated by `solver` (default: plain iteration, or Anderson when the forward solver is Anderson) |
+| `Unrolled(num_sweeps)` | exactly `num_sweeps` sweeps in a `lax.scan`, differentiated through them (a fixed planning budget) |
+
+The old spellings stay: `solver="iteration" | "anderson" | "newton"`,
+`differentiation="implicit" | "unrolled"` with `num_sweeps=N`, and `adjoint_rtol=`,
+`adjoint_max_iter=` (deprecated); `resolve` turns them into objects and refuses conflicts.
+
+**Result codes** (`RESULTS`, an `equinox.Enumeration` as in optimistix): every iterative result
+carries `result`; `result == RESULTS.successful` is its `converged`.
+
+* `successful` — the residual met the tolerance;
+* `max_steps_reached` — the iteration limit came first: a failure;
+* `nonfinite` — an iterate stopped being finite (NaN or inf): a failure;
+* `adjoint_failed` — the implicit gradient's adjoint solve did not converge (raised from the
+  backward pass with `throw=True`; otherwise the gradient is NaN): a failure;
+* `budget_reached` — with `Unrolled`, the `num_sweeps` sweeps ended before the residual met
+  the tolerance: the computation asked for (a planning budget), not a failure.
+
+`converged` is `result == successful`; `failed` is any of the three failure codes. A failed
+solve never passes as a plausible number: its gradient is NaN, the functions that return plain
+arrays return NaN, and with `throw=True` it raises a `RuntimeError` naming the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Callable, Optional, Union
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from optiongrad._src import checks
+
+Array = jax.Array
+
+
+class RESULTS(eqx.Enumeration):
+    """What an iterative solve ended with (see the module docstring)."""
+
+    __module__ = "optiongrad"  # shown as optiongrad.RESULTS<...>
+
+    successful = "converged: the residual met the tolerance"
+    max_steps_reached = ("the iteration limit was reached before the residual met the "
+                         "tolerance (raise max_iter, or loosen tol)")
+    nonfinite = "the iterates stopped being finite (NaN or inf)"
+    adjoint_failed = ("the adjoint solve of the implicit gradient did not converge (raise the "
+                      "adjoint's max_iter, or loosen its rtol)")
+    budget_reached = ("the fixed budget of sweeps (Unrolled) ended before the residual met the "
+                      "tolerance: the computation asked for, not a failure")
+
+
+def result_code(value: Array, residual: Array, threshold, limit: RESULTS) -> RESULTS:
+    """`nonfinite` if `value` or `residual` is not finite, else `successful` if
+    `residual ≤ threshold`, else `limit` (`max_steps_reached` or `budget_reached`)."""
+    finite = jnp.isfinite(residual) & jnp.all(jnp.isfinite(value))
+    converged = residual <= threshold
+    return RESULTS.where(~finite, RESULTS.nonfinite,
+                         RESULTS.where(converged, RESULTS.successful, limit))
+
+
+def is_failure(result: RESULTS) -> Array:
+    """Whether `result` is a failure (`max_steps_reached`, `nonfinite`, `adjoint_failed`)."""
+    return (result != RESULTS.successful) & (result != RESULTS.budget_reached)
+
+
+class Reported:
+    """Mixin of the result containers: `converged` and `failed` from their `result` code."""
+
+    result: RESULTS
+
+    @property
+    def converged(self) -> Array:
+        """`result == RESULTS.successful`: the residual met the tolerance (bool array)."""
+        return self.result == RESULTS.successful
+
+    @property
+    def failed(self) -> Array:
+        """The solve failed (iteration limit, non-finite values; bool array). Gradients
+        through a failed solve are NaN."""
+        return is_failure(self.result)
+
+
+# -- solvers ------------------------------------------------------------------------------------
+
+
+def _threshold(tol: float, rtol: float, norm, x) -> Array:
+    """The stopping threshold `tol + rtol · norm(x)`; `rtol` is a Python float, so with
+    rtol = 0 no pass over `x` is spent on `norm(x)`."""
+    return tol + rtol * norm(x) if rtol else jnp.asarray(tol, x.dtype)
+
+
+def iterate_plain(fn, x0, residual0, tol, rtol, max_iter, norm):
+    """`x ← fn(x)` from `x0` until `norm(x_{k+1} − x_k) ≤ tol + rtol · norm(x_{k+1})`,
+    `max_iter` sweeps, or a non-finite residual; `residual0` is the residual of `x0` (inf if
+    unknown; if it already meets the rule, no sweep is done). Returns `(x, sweeps, residual)`."""
+
+    def cond(carry):
+        k, x, residual = carry
+        return (k < max_iter) & (residual > _threshold(tol, rtol, norm, x))
+
+    def body(carry):
+        k, x, _ = carry
+        x_next = fn(x)
+        return k + 1, x_next, norm(x_next - x)
+
+    k, x, residual = jax.lax.while_loop(cond, body, (jnp.int32(0), x0, residual0))
+    return x, k, residual
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedPointIteration:
+    """Plain fixed-point iteration `x_{k+1} = f(x_k)`: for a γ-contraction, the error shrinks
+    by γ per sweep (Banach)."""
+
+    def iterate(self, fn: Callable[[Array], Array], x0: Array, *, tol: float, rtol: float,
+                max_iter: int, norm) -> tuple[Array, Array, Array]:
+        """Iterate `fn` from `x0`; returns `(x, evaluations of fn, last residual)`."""
+        inf = jnp.asarray(jnp.inf, jnp.result_type(x0))
+        return iterate_plain(fn, x0, inf, tol, rtol, max_iter, norm)
+
+
+@dataclasses.dataclass(frozen=True)
+class Anderson:
+    """Safeguarded type-II Anderson acceleration (Anderson 1965; Walker & Ni 2011).
+
+    Keeps the last `memory` differences of images `ΔF` and residuals `ΔR` (`r = f(x) − x`) and
+    steps to `x⁺ = f(x) − ΔF c` with `c = argmin ‖r − ΔR c‖₂` (normal equations with a tiny
+    Tikhonov term). If the residual's 2-norm more than doubles the history is forgotten (the
+    next step is plain); if the best residual has not improved for `patience · memory` steps
+    the acceleration stops and plain iteration finishes from where it got. Same fixed point,
+    stopping rule and gradient as plain iteration. Attributes: `memory` (`m ≥ 1`),
+    `patience` (≥ 1).
+    """
+
+    memory: int = 5
+    patience: int = 20
+
+    def __post_init__(self):
+        checks.integer(self.memory, "memory")
+        checks.integer(self.patience, "patience")
+
+    def iterate(self, fn, x0, *, tol, rtol, max_iter, norm):
+        """Accelerated, then plain; returns `(x, evaluations of fn, last residual)`."""
+        x, k, residual = _anderson(fn, x0, tol, rtol, max_iter, self.memory,
+                                   self.patience * self.memory, norm)
+        x, k_plain, residual = iterate_plain(fn, x, residual, tol, rtol, max_iter - k, norm)
+        return x, k + k_plain, residual
+
+
+@dataclasses.dataclass(frozen=True)
+class Newton:
+    """Soft policy iteration, which is Newton's method on the soft Bellman equation
+    (Puterman & Brumelle 1979; Haarnoja et al. 2018), as a warm start: at most `max_steps`
+    steps, each one dense `S × S` solve, then plain sweeps to the tolerance (so the result, its
+    report and its gradient are those of plain iteration; `iterations` counts the sweeps).
+    For `soft_value_iteration` on dense MDPs with the logsumexp or max backup."""
+
+    max_steps: int = 100
+
+    def __post_init__(self):
+        checks.integer(self.max_steps, "max_steps")
+
+
+
+Solver = Union[FixedPointIteration, Anderson, Newton]
+SolverLike = Union[Solver, str, None]
+SOLVER_NAMES = {"iteration": FixedPointIteration, "anderson": Anderson, "newton": Newton}
+
+
+# -- adjoints -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Implicit:
+    """Gradients by the implicit function theorem at the fixed point.
+
+    For a cotangent `ḡ` on `x*`, the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is solved by
+    `solver` from `u_0 = ḡ` (Christianson's two-phase method, 1994: for a γ-contraction in
+    `‖·‖_∞`, `‖(∂_x f)ᵀ‖_1 ≤ γ`, so it converges at rate γ for any problem size), stopping at
+    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`; then `θ̄ = (∂_θ f)ᵀ u`.
+
+    Attributes:
+      rtol: relative tolerance; default 1e-12 (float64) or 1e-6 (float32).
+      max_iter: iteration cap; default the forward solve's `max_iter`.
+      solver: how the adjoint equation is iterated (`FixedPointIteration` or `Anderson`);
+        default: Anderson when the forward solver is Anderson, plain iteration otherwise.
+    """
+
+    rtol: Optional[float] = None
+    max_iter: Optional[int] = None
+    solver: Optional[Union[FixedPointIteration, Anderson]] = None
+
+    def __post_init__(self):
+        checks.tolerance(self.rtol, "rtol")
+        checks.integer(self.max_iter, "max_iter", allow_none=True)
+        if self.solver is not None and not isinstance(self.solver,
+                                                      (FixedPointIteration, Anderson)):
+            raise ValueError(f"solver: the adjoint is iterated by FixedPointIteration or "
+                             f"Anderson, got {self.solver!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Unrolled:
+    """Exactly `num_sweeps` sweeps from the initial point in a `lax.scan`, differentiated by
+    ordinary reverse-mode AD (memory grows with `num_sweeps`). A fixed planning budget."""
+
+    num_sweeps: int
+
+    def __post_init__(self):
+        checks.integer(self.num_sweeps, "num_sweeps")
+
+
+Adjoint = Union[Implicit, Unrolled]
+
+
+def resolve(solver: SolverLike = None, adjoint: Optional[Adjoint] = None, *,
+            differentiation: Optional[str] = None, num_sweeps: Optional[int] = None,
+            **deprecated) -> tuple[Solver, Adjoint]:
+    """Turn the planners' solver arguments into `(solver, adjoint)` objects.
+
+    Accepts the objects, the string `solver` names, `differentiation` with `num_sweeps` (a
+    budget `num_sweeps=N` alone means `Unrolled(N)`), and the deprecated `adjoint_rtol`,
+    `adjoint_max_iter` and `memory` keywords; raises `ValueError` on conflicting or unknown
+    arguments.
+    """
+    unknown = set(deprecated) - {"adjoint_rtol", "adjoint_max_iter", "memory"}
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {sorted(unknown)[0]!r}")
+    given = {k: v for k, v in deprecated.items() if v is not None}
+    checks.tolerance(given.get("adjoint_rtol"), "adjoint_rtol")
+    for name in ("adjoint_max_iter", "memory"):
+        checks.integer(given.get(name), name, allow_none=True)
+    if given:
+        warnings.warn(f"{', '.join(sorted(given))}: deprecated; pass "
+                      "adjoint=og.solvers.Implicit(rtol=..., max_iter=...) or "
+                      "solver=og.solvers.Anderson(memory=...)", DeprecationWarning, stacklevel=3)
+    if solver is None:
+        solver = FixedPointIteration()
+    elif isinstance(solver, str):
+        checks.choice(solver, "solver", tuple(SOLVER_NAMES))
+        solver = SOLVER_NAMES[solver]()
+    elif not isinstance(solver, (FixedPointIteration, Anderson, Newton)):
+        raise ValueError(f"solver: expected a name in {tuple(SOLVER_NAMES)} or an "
+                         f"og.solvers object, got {solver!r:.60}")
+    if "memory" in given:
+        if not isinstance(solver, Anderson):
+            raise ValueError("memory: only used by the Anderson solver")
+        solver = Anderson(memory=given["memory"], patience=solver.patience)
+    if differentiation is not None:
+        checks.choice(differentiation, "differentiation", ("implicit", "unrolled"))
+    checks.integer(num_sweeps, "num_sweeps", allow_none=True)
+    if adjoint is not None:
+        if not isinstance(adjoint, (Implicit, Unrolled)):
+            raise ValueError(f"adjoint: expected og.solvers.Implicit or og.solvers.Unrolled, "
+                             f"got {adjoint!r:.60}")
+        spelled = [k for k, v in (("differentiation", differentiation),
+                                  ("num_sweeps", num_sweeps)) if v is not None]
+        spelled += [k for k in ("adjoint_rtol", "adjoint_max_iter") if k in given]
+        if spelled:
+            raise ValueError(f"{spelled[0]}: conflicts with adjoint={adjoint!r}; give one")
+        return solver, adjoint
+    if differentiation == "unrolled" or (differentiation is None and num_sweeps is not None):
+        if num_sweeps is None:
+            raise ValueError("num_sweeps: differentiation='unrolled' needs num_sweeps")
+        extra = [k for k in ("adjoint_rtol", "adjoint_max_iter") if k in given]
+        if extra:
+            raise ValueError(f"{extra[0]}: only used with the implicit adjoint")
+        return solver, Unrolled(num_sweeps)
+    if num_sweeps is not None:
+        raise ValueError("num_sweeps: only used with differentiation='unrolled' (got "
+                         f"num_sweeps={num_sweeps!r} with differentiation='implicit')")
+    return solver, Implicit(rtol=given.get("adjoint_rtol"),
+                            max_iter=given.get("adjoint_max_iter"))
+
+
+# -- Anderson ---------------------------------------------------------------------------------
+
+
+def _anderson(fn, init, tol, rtol, max_iter, memory, patience, norm):
+    """The accelerated phase of `Anderson.iterate`. `ΔR ΔRᵀ` is updated one row at a time.
+    Returns `(fn(x_final), evaluations of fn, final residual norm)`, like the plain iteration
+    (whose value is also the image of the last iterate)."""
+    shape, dtype = init.shape, init.dtype
+    n = init.size
+    f0 = fn(init).reshape(-1)
+    r0 = f0 - init.reshape(-1)
+    zeros = jnp.zeros((memory, n), dtype)
+    eps = jnp.asarray(jnp.finfo(dtype).eps, dtype)
+
+    def cond(carry):
+        k, _, f, _, residual, best, stall, *_ = carry
+        return ((k < max_iter) & (residual > _threshold(tol, rtol, norm, f))
+                & (stall < patience))
+
+    def body(carry):
+        k, x, f, r, residual, best, stall, d_f, d_r, gram, count, slot = carry
+        mask = jnp.arange(memory) < count
+        reg = eps * 1e3 * (jnp.trace(gram) + 1.0)
+        system = jnp.where(mask[:, None] & mask[None, :], gram, 0.0) + jnp.diag(
+            jnp.where(mask, reg, 1.0))
+        coef = jnp.linalg.solve(system, jnp.where(mask, d_r @ r, 0.0))
+        x_new = f - coef @ d_f
+        f_new = fn(x_new.reshape(shape)).reshape(-1)
+        r_new = f_new - x_new
+        res_new = norm(r_new)
+        grew = ~(jnp.vdot(r_new, r_new) <= 4.0 * jnp.vdot(r, r))
+        # Store the newest differences in `slot` and update that row/column of ΔR ΔRᵀ.
+        d_f = d_f.at[slot].set(f_new - f)
+        d_r = d_r.at[slot].set(r_new - r)
+        row = d_r @ d_r[slot]
+        gram = gram.at[slot, :].set(row).at[:, slot].set(row)
+        count = jnp.where(grew, 0, jnp.minimum(count + 1, memory))
+        slot = jnp.where(grew, 0, (slot + 1) % memory)
+        improved = res_new < best
+        return (k + 1, x_new, f_new, r_new, res_new, jnp.minimum(best, res_new),
+                jnp.where(improved, 0, stall + 1), d_f, d_r, gram, count, slot)
+
+    res0 = norm(r0)
+    start = (jnp.int32(1), init.reshape(-1), f0, r0, res0, res0, jnp.int32(0), zeros, zeros,
+             jnp.zeros((memory, memory), dtype), jnp.int32(0), jnp.int32(0))
+    k, _, f, _, residual, *_ = jax.lax.while_loop(cond, body, start)
+    return f.reshape(shape), k, residual
