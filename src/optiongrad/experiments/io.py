@@ -1,13 +1,15 @@
-"""Writing experiment outputs: CSV metrics, JSON results (atomically, so an interrupted run
-never leaves a half-written file)."""
+"""Experiment outputs: atomic writes with the user's permissions, and the output directory's
+integrity (a writable directory; a finished or unfinished run is never overwritten unless the
+user asks)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
 import tempfile
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,15 +25,22 @@ def _to_builtin(value):
     return value
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str, write, binary: bool = False) -> None:
-    """Call `write(file)` on a temporary file next to `path` (opened in binary mode when
-    `binary`), then rename it into place."""
+    """Call `write(file)` on a temporary file next to `path` (binary mode when `binary`), then
+    rename it into place, with the permissions a plain `open` would give (`0o666 & ~umask`)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -55,3 +64,42 @@ def write_csv(path: str, rows: Iterable[Mapping]) -> None:
         writer.writerows(rows)
 
     atomic_write(path, write)
+
+
+def prepare_output(out_dir: str, *, finished: str, unfinished: Sequence[str] = (),
+                   outputs: Sequence[str] = (), resume: bool = False,
+                   force: bool = False) -> None:
+    """Check `out_dir` before any work and make it ready.
+
+    * it must be a directory that can be created and written (`ValueError` naming `--out`);
+    * if it holds a finished run (`finished`, e.g. results.json) or an unfinished one (any of
+      `unfinished`, e.g. checkpoint.npz), it is refused unless `resume` (continue it) or
+      `force` (start over: the files `outputs` of the old run are deleted first).
+    """
+    if resume and force:
+        raise ValueError("--force: conflicts with --resume (continue the run, or start over)")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out: {out_dir} exists and is not a directory")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out: cannot write to {out_dir} ({err.strerror or err})") from None
+    present = [name for name in (finished, *unfinished)
+               if os.path.exists(os.path.join(out_dir, name))]
+    if not present or resume:
+        return
+    if force:
+        for name in outputs:
+            path = os.path.join(out_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
+        return
+    if finished in present:
+        raise ValueError(f"--out: {out_dir} holds a finished run ({finished}); pass --force to "
+                         "overwrite it, --resume to continue it, or choose another --out")
+    raise ValueError(f"--out: {out_dir} holds an unfinished run ({present[0]}); pass --resume "
+                     "to continue it, --force to start over, or choose another --out")

@@ -19,55 +19,63 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from optiongrad import gridworld, rewards
-from optiongrad.evaluation import expected_return, policy_evaluation
-from optiongrad.experiments.io import write_csv, write_json
-from optiongrad.objectives import planner_return
-from optiongrad.planning import soft_value_iteration
+import optiongrad as og
+from optiongrad._src.deprecation import renamed
+from optiongrad.experiments import config as cfg
+from optiongrad.experiments.io import prepare_output, write_json
+from optiongrad.experiments.training import CHECKPOINT, METRICS, run_record, train
 
 REWARDS = ("tabular", "state", "linear")
+RESULTS_FILE = "results.json"
+FIGURES = ("irg_learning_curve.png", "irg_reward.png")
 
 
 @dataclasses.dataclass(frozen=True)
 class IRGConfig:
-    """Configuration of the demonstration (all fields are CLI flags of `optiongrad irg`)."""
+    """Configuration of the demonstration; each field's flag and range are in its metadata.
+    `planning_budget` (sweeps at γ, unrolled) bounds the planner instead of `plan_discount`
+    when set (`plan_sweeps=` is its deprecated spelling)."""
 
-    goal: tuple[int, int] = (11, 11)
-    discount: float = 0.99
-    plan_discount: float = 0.5
-    plan_sweeps: Optional[int] = None
-    temperature: float = 0.03
-    reward: str = "tabular"
-    steps: int = 300
-    learning_rate: float = 0.05
-    slip: float = 0.0
-    seed: int = 0
+    goal: tuple[int, int] = cfg.setting((11, 11), "goal cell ROW,COL", flag="--goal",
+                                        check=cfg.cell, parse=cfg.parse_cell)
+    discount: float = cfg.setting(0.99, "extrinsic discount γ", flag="--discount",
+                                  check=cfg.real(0.0, 1.0, high_open=True))
+    plan_discount: float = cfg.setting(0.5, "the bounded planner's discount γ_plan",
+                                       flag="--plan-discount",
+                                       check=cfg.real(0.0, 1.0, high_open=True))
+    planning_budget: Optional[int] = cfg.setting(
+        None, "bound the planner by N sweeps at γ instead of by γ_plan", flag="--budget",
+        check=cfg.whole(optional=True))
+    temperature: float = cfg.setting(0.03, "planner temperature τ", flag="--temperature",
+                                     check=cfg.real(0.0, low_open=True))
+    reward: str = cfg.setting("tabular", "intrinsic reward parametrisation", flag="--reward",
+                              choices=REWARDS)
+    steps: int = cfg.setting(300, "training steps", flag="--steps", check=cfg.whole(0))
+    learning_rate: float = cfg.setting(0.05, "Adam learning rate", flag="--lr",
+                                       check=cfg.real(0.0, low_open=True))
+    slip: float = cfg.setting(0.0, "probability a move slips", flag="--slip",
+                              check=cfg.real(0.0, 1.0))
+    seed: int = cfg.setting(0, "random seed", flag="--seed", check=cfg.whole(0, cfg.SEED_MAX))
 
     def validate(self) -> None:
-        """Raise `ValueError` naming the first invalid field."""
-        if not 0.0 <= self.discount < 1.0:
-            raise ValueError(f"discount: expected 0 <= discount < 1, got {self.discount}")
-        if not 0.0 <= self.plan_discount < 1.0:
-            raise ValueError(f"plan_discount: expected 0 <= value < 1, got {self.plan_discount}")
-        if self.plan_sweeps is not None and self.plan_sweeps < 1:
-            raise ValueError(f"plan_sweeps: expected a positive integer, got {self.plan_sweeps}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature: expected > 0, got {self.temperature}")
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward: expected one of {REWARDS}, got {self.reward!r}")
-        if self.steps < 0:
-            raise ValueError(f"steps: expected >= 0, got {self.steps}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate: expected > 0, got {self.learning_rate}")
+        """Raise `ValueError` naming the first invalid field (the goal must be a free cell)."""
+        cfg.validate(self)
+        try:
+            og.gridworld.four_rooms().state(*self.goal)
+        except ValueError:
+            raise ValueError(f"goal: {self.goal} is not a free cell of four rooms") from None
 
     @property
     def bound(self) -> str:
-        if self.plan_sweeps is not None:
-            return f"{self.plan_sweeps} sweeps at γ={self.discount}"
+        if self.planning_budget is not None:
+            return f"{self.planning_budget} sweeps at γ={self.discount}"
         return f"γ_plan={self.plan_discount}"
 
 
-def rbf_features(grid: gridworld.GridWorld, goal: int, centres: int = 4) -> np.ndarray:
+IRGConfig.__init__ = renamed(plan_sweeps="planning_budget")(IRGConfig.__init__)
+
+
+def rbf_features(grid: og.gridworld.GridWorld, goal: int, centres: int = 4) -> np.ndarray:
     """Features for the linear reward: a goal indicator, a constant and Gaussian bumps on a
     `centres × centres` lattice over the grid (width one lattice spacing). Shape `(S, F)`."""
     h, w = grid.shape
@@ -85,65 +93,70 @@ def rbf_features(grid: gridworld.GridWorld, goal: int, centres: int = 4) -> np.n
 def _reward_model(config: IRGConfig, grid, goal):
     s = grid.num_states
     if config.reward == "tabular":
-        return rewards.tabular(s, 4)
+        return og.rewards.tabular(s, 4)
     if config.reward == "state":
-        return rewards.state(s)
-    return rewards.linear(rbf_features(grid, goal))
+        return og.rewards.state(s)
+    return og.rewards.linear(rbf_features(grid, goal))
 
 
-def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, progress: bool = True) -> dict:
-    """Run the demonstration; write `metrics.csv`, `results.json` and figures to `out_dir`.
+def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, resume: bool = False,
+            force: bool = False, progress: bool = True) -> dict:
+    """Run the demonstration; write `metrics.csv`, `results.json` and figures to `out_dir`
+    (checked first, as in `run_four_rooms`; `resume` continues an interrupted run).
 
     Returns the results dictionary (also written as `results.json`).
     """
     config.validate()
-    grid = gridworld.four_rooms(config.slip)
+    if out_dir is not None:
+        prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
+                       outputs=(RESULTS_FILE, METRICS, CHECKPOINT, *FIGURES), resume=resume,
+                       force=force)
+    grid = og.gridworld.four_rooms(config.slip)
     goal = grid.state(*config.goal)
-    mdp = gridworld.goal_task(grid, goal, config.discount)
+    mdp = og.gridworld.goal_task(grid, goal, config.discount)
     tau = config.temperature
     plan_kwargs = dict(plan_discount=config.plan_discount)
-    if config.plan_sweeps is not None:
-        plan_kwargs = dict(differentiation="unrolled", num_sweeps=config.plan_sweeps)
+    if config.planning_budget is not None:
+        plan_kwargs = dict(num_sweeps=config.planning_budget)
 
-    optimal = soft_value_iteration(mdp, 0.0, backup="max")
+    optimal = og.soft_value_iteration(mdp, 0.0, backup="max")
     uniform = jnp.full((grid.num_states, 4), 0.25, mdp.dtype)
-    j_star = float(expected_return(mdp, optimal.policy))
-    j_rand = float(expected_return(mdp, uniform))
+    j_star = float(og.expected_return(mdp, optimal.policy))
+    j_rand = float(og.expected_return(mdp, uniform))
 
     def normalise(j):
         return (j - j_rand) / (j_star - j_rand)
 
     model = _reward_model(config, grid, goal)
-    theta0 = rewards.fit(model, mdp, mdp.rewards)
+    theta0 = og.rewards.fit(model, mdp, mdp.rewards)
     optimiser = optax.adam(config.learning_rate)
 
     @jax.jit
-    def step(theta, opt_state):
-        (value, plan), grad = jax.value_and_grad(planner_return, has_aux=True)(
-            theta, model, mdp, tau, **plan_kwargs
-        )
+    def step(state):
+        theta, opt_state = state
+        (value, plan), grad = jax.value_and_grad(og.planner_return, has_aux=True)(
+            theta, model, mdp, tau, **plan_kwargs)
         updates, opt_state = optimiser.update(jax.tree.map(jnp.negative, grad), opt_state)
-        grad_norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grad)))
-        return optax.apply_updates(theta, updates), opt_state, value, plan, grad_norm
+        metrics = {"return": value, "planner_iterations": plan.iterations,
+                   "planner_converged": plan.converged, "grad_norm": optax.tree.norm(grad)}
+        return (optax.apply_updates(theta, updates), opt_state), metrics
 
-    theta, opt_state = theta0, optimiser.init(theta0)
-    rows = []
-    bar = _progress(config.steps, progress)
-    for t in range(config.steps):
-        theta, opt_state, value, plan, grad_norm = step(theta, opt_state)
-        value = float(value)
-        rows.append({
-            "step": t, "return": value, "normalized_return": normalise(value),
-            "planner_iterations": int(plan.iterations),
-            "planner_converged": bool(plan.converged), "grad_norm": float(grad_norm),
-        })
-        bar.set_postfix(J=f"{value:.4f}", norm=f"{normalise(value):.3f}")
-        bar.update()
-    bar.close()
+    def finish_row(row):
+        row = {"step": row["step"], "return": row["return"],
+               "normalized_return": normalise(row["return"]),
+               **{k: row[k] for k in ("planner_iterations", "planner_converged", "grad_norm")}}
+        return row
 
-    before, plan_before = planner_return(theta0, model, mdp, tau, **plan_kwargs)
-    after, plan_after = planner_return(theta, model, mdp, tau, **plan_kwargs)
-    full, _ = planner_return(theta0, model, mdp, tau)
+    (theta, _), rows = train(
+        step, (theta0, optimiser.init(theta0)), run_record(dataclasses.asdict(config)),
+        steps=config.steps, out_dir=out_dir, resume=resume, progress=progress,
+        description="intrinsic reward", finish_row=finish_row, objective="return",
+        postfix=lambda row: {"J": f"{row['return']:.4f}",
+                             "norm": f"{row['normalized_return']:.3f}"})
+
+    before, plan_before = og.planner_return(theta0, model, mdp, tau, **plan_kwargs)
+    after, plan_after = og.planner_return(theta, model, mdp, tau, **plan_kwargs)
+    full, _ = og.planner_return(theta0, model, mdp, tau)
     table = [
         ("optimal policy (hard VI, γ)", j_star),
         ("uniform random policy", j_rand),
@@ -160,26 +173,17 @@ def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, progress: bool 
                               "after": bool(plan_after.converged)},
     }
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        write_csv(os.path.join(out_dir, "metrics.csv"), rows)
-        write_json(os.path.join(out_dir, "results.json"), results)
         _figures(out_dir, grid, goal, mdp, model, theta0, theta, rows, normalise, table,
                  tau, plan_kwargs)
+        write_json(os.path.join(out_dir, RESULTS_FILE), results)
     return results
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="intrinsic reward", disable=not enabled, leave=True)
 
 
 def _figures(out_dir, grid, goal, mdp, model, theta0, theta, rows, normalise, table, tau,
              plan_kwargs) -> None:
     import matplotlib.pyplot as plt
 
-    from optiongrad import plotting
-
+    plotting = og.plotting
     fig, ax = plt.subplots(figsize=(6, 4))
     curve = [r["normalized_return"] for r in rows]
     plotting.plot_curves(
@@ -196,8 +200,8 @@ def _figures(out_dir, grid, goal, mdp, model, theta0, theta, rows, normalise, ta
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
     for ax, params, title in ((axes[0], theta0, "before: extrinsic reward"),
                               (axes[1], theta, "after: learned reward")):
-        _, plan = planner_return(params, model, mdp, tau, **plan_kwargs)
-        values = policy_evaluation(mdp, plan.policy)
+        _, plan = og.planner_return(params, model, mdp, tau, **plan_kwargs)
+        values = og.policy_evaluation(mdp, plan.policy)
         plotting.plot_policy(grid, plan.policy, ax, values=np.asarray(values), marks=[goal],
                              title=f"{title}\npolicy on V (extrinsic)")
     learned = np.asarray(model.apply(theta, mdp))

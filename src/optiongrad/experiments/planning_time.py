@@ -17,61 +17,72 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optiongrad import discovery, gridworld
-from optiongrad.experiments.io import write_json
-from optiongrad.planning_time import planning_sweeps, sweep_values
+import optiongrad as og
+from optiongrad.experiments import config as cfg
+from optiongrad.experiments.io import prepare_output, write_json
 
 GOALS = {"hallway (7,9)": (7, 9), "hallway (3,6)": (3, 6), "corner (1,1)": (1, 1),
          "corner (11,11)": (11, 11), "room centre (9,3)": (9, 3)}
+RESULTS_FILE = "planning_time.json"
+FAMILIES = ("hallway", "eigenoptions", "random")
 
 
 @dataclasses.dataclass(frozen=True)
 class PlanningTimeConfig:
-    discount: float = 0.9
-    slip: float = 0.0
-    epsilon: float = 1e-6
-    num_options: int = 8
-    option_temperature: float = 1e-3
-    seed: int = 0
+    """Settings of `optiongrad planning-time`; each field's flag and range in its metadata."""
+
+    discount: float = cfg.setting(0.9, "discount γ", flag="--discount",
+                                  check=cfg.real(0.0, 1.0, high_open=True))
+    slip: float = cfg.setting(0.0, "probability a move slips", flag="--slip",
+                              check=cfg.real(0.0, 1.0))
+    epsilon: float = cfg.setting(1e-6, 'value tolerance of the "values" criterion',
+                                 flag="--epsilon", check=cfg.real(0.0, low_open=True))
+    num_options: int = cfg.setting(8, "eigen/random options (even)", flag="--options",
+                                   check=cfg.whole(2))
+    option_temperature: float = cfg.setting(1e-3, "τ of the options' planners",
+                                            check=cfg.real(0.0, low_open=True))
+    seed: int = cfg.setting(0, "random seed (the random options)", flag="--seed",
+                            check=cfg.whole(0, cfg.SEED_MAX))
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first invalid field."""
-        if not 0.0 <= self.discount < 1.0:
-            raise ValueError(f"discount: expected 0 <= discount < 1, got {self.discount}")
-        if not 0.0 <= self.slip <= 1.0:
-            raise ValueError(f"slip: expected a probability, got {self.slip}")
-        if not self.epsilon > 0:
-            raise ValueError(f"epsilon: expected > 0, got {self.epsilon}")
-        if self.num_options < 2 or self.num_options % 2:
-            raise ValueError(f"num_options: expected an even number >= 2, got {self.num_options}")
+        cfg.validate(self)
+        if self.num_options % 2:
+            raise ValueError(f"num_options: expected an even number >= 2, got "
+                             f"{self.num_options}")
 
 
 def option_families(grid, config: PlanningTimeConfig) -> dict:
     """The baselines: hallway options, eigenoptions and random subgoal options."""
-    nav = gridworld.navigation_mdp(grid, config.discount)
+    nav = og.gridworld.navigation_mdp(grid, config.discount)
     return {
-        "hallway": gridworld.hallway_options(grid),
-        "eigenoptions": discovery.eigenoptions(nav, config.num_options,
-                                               config.option_temperature),
-        "random": discovery.random_options(config.seed, nav, config.num_options,
-                                           config.option_temperature),
+        "hallway": og.discovery.hallway_options(grid),
+        "eigenoptions": og.discovery.eigenoptions(nav, config.num_options,
+                                                  config.option_temperature),
+        "random": og.discovery.random_options(config.seed, nav, config.num_options,
+                                              config.option_temperature),
     }
 
 
 def run_planning_time(config: PlanningTimeConfig, out_dir: Optional[str] = None,
-                      *, progress: bool = True) -> dict:
+                      *, force: bool = False, progress: bool = True) -> dict:
     """Planning sweeps of every option family on every goal of the four rooms, both criteria;
-    writes `planning_time.json` and figures to `out_dir` (when given); returns the results."""
+    writes `planning_time.json` and figures to `out_dir` (when given; a finished run there is
+    refused unless `force`); returns the results."""
     config.validate()
+    if out_dir is not None:
+        prepare_output(out_dir, finished=RESULTS_FILE, force=force,
+                       outputs=(RESULTS_FILE, "value_propagation.png",
+                                *(f"options_{name}.png" for name in FAMILIES)))
     from tqdm.auto import tqdm
 
-    grid = gridworld.four_rooms(config.slip)
+    grid = og.gridworld.four_rooms(config.slip)
     families = {"primitives": None, **option_families(grid, config)}
     all_goals = jnp.arange(grid.num_states)
 
     def sweeps(goal, options, criterion):
-        mdp = gridworld.goal_task(grid, goal, config.discount)
-        return planning_sweeps(mdp, options, criterion=criterion, epsilon=config.epsilon)
+        mdp = og.gridworld.goal_task(grid, goal, config.discount)
+        return og.planning_sweeps(mdp, options, criterion=criterion, epsilon=config.epsilon)
 
     table = {}
     bar = tqdm(total=len(families) * 2, desc="planning time", disable=not progress)
@@ -88,26 +99,24 @@ def run_planning_time(config: PlanningTimeConfig, out_dir: Optional[str] = None,
     bar.close()
     results = {"config": dataclasses.asdict(config), "sweeps": table}
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        write_json(os.path.join(out_dir, "planning_time.json"), results)
         _figures(out_dir, grid, families, config)
+        write_json(os.path.join(out_dir, RESULTS_FILE), results)
     return results
 
 
 def _figures(out_dir, grid, families, config) -> None:
     import matplotlib.pyplot as plt
 
-    from optiongrad import plotting
-
+    plotting = og.plotting
     goal = grid.state(7, 9)
-    mdp = gridworld.goal_task(grid, goal, config.discount)
-    rows = {"primitives": sweep_values(mdp, None, 4),
-            "hallway options": sweep_values(mdp, families["hallway"], 4)}
+    mdp = og.gridworld.goal_task(grid, goal, config.discount)
+    rows = {"primitives": og.sweep_values(mdp, None, 4),
+            "hallway options": og.sweep_values(mdp, families["hallway"], 4)}
     fig = plotting.plot_sweeps(grid, rows, [1, 2, 3, 4], marks=[goal],
                                title="Value iteration from zero, goal in hallway (7,9)")
     fig.savefig(os.path.join(out_dir, "value_propagation.png"), dpi=110)
     plt.close(fig)
-    for name in ("hallway", "eigenoptions", "random"):
+    for name in FAMILIES:
         fig = plotting.plot_options(grid, families[name],
                                     title=f"{name} options (arrows: policy; red: termination)")
         fig.savefig(os.path.join(out_dir, f"options_{name}.png"), dpi=110)

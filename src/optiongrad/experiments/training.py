@@ -1,0 +1,137 @@
+"""The one training loop of the experiments: progress bar, metrics, checkpoint, resume.
+
+`train(step, state, record, ...)` applies `step` `steps` times to a pytree `state`. After each
+step it appends a metrics row, writes `metrics.csv` and an atomic `checkpoint.npz` (the state's
+leaves, the step, the rows, and `record` — everything that changes the numbers: the config,
+the floating precision, the JAX version). `resume=True` continues from the checkpoint: a
+record that differs in any field but `steps` is refused naming the field, and a damaged
+checkpoint gives one line naming the file and the problem. A step whose objective is not finite
+stops the run (the checkpoint keeps the last good step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+
+from optiongrad.experiments.io import atomic_write, write_csv
+
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.csv"
+
+
+class TrainingError(RuntimeError):
+    """A training step produced a non-finite objective."""
+
+
+def run_record(config_record: dict) -> dict:
+    """`config_record` plus what else changes the numbers: precision and JAX version."""
+    return {**config_record, "float64": bool(jax.config.jax_enable_x64),
+            "jax": jax.__version__}
+
+
+def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[str] = None,
+          resume: bool = False, progress: bool = True, description: str = "training",
+          finish_row: Optional[Callable[[dict], dict]] = None, objective: str = "objective",
+          postfix: Callable[[dict], dict] = lambda row: {}):
+    """Run `state, metrics = step(state)` for steps `start … steps − 1`.
+
+    Args:
+      step: jitted `state -> (state, metrics)`, metrics a dict of scalar arrays.
+      state: the initial pytree (also the template a checkpoint is loaded into).
+      record: what the checkpoint must match to be resumed (see `run_record`).
+      steps: the total number of steps.
+      out_dir: where `metrics.csv` and `checkpoint.npz` go (nothing is written when None).
+      resume: continue from `out_dir/checkpoint.npz` when it exists.
+      progress: show a progress bar.
+      description: the progress bar's label.
+      finish_row: adds derived columns to a row (e.g. normalised returns).
+      objective: the metric that must stay finite.
+      postfix: the progress bar's postfix of a row.
+
+    Returns:
+      `(state, rows)`: the final state and one metrics row per step (row `t` holds the
+      metrics `step` computed at update `t`, and its wall time in "seconds").
+    """
+    start, rows = 0, []
+    path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT)
+    if resume and path is not None and os.path.exists(path):
+        start, state, rows = load_checkpoint(path, record, state)
+        if start > steps:
+            raise ValueError(f"--steps: the checkpoint in {out_dir} already holds {start} "
+                             f"steps; resume with --steps >= {start}")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps, initial=start, desc=description, disable=not progress)
+    for t in range(start, steps):
+        tic = time.perf_counter()
+        new_state, metrics = step(state)
+        row = {"step": t, **{k: v.item() for k, v in metrics.items()}}
+        if finish_row is not None:
+            row = finish_row(row)
+        row["seconds"] = time.perf_counter() - tic
+        if not np.isfinite(row[objective]):
+            bar.close()
+            raise TrainingError(f"step {t}: the {objective} is {row[objective]} (a planner "
+                                "failed or the updates diverged); the checkpoint keeps step "
+                                f"{t}; try a smaller learning rate or larger max_iter")
+        state = new_state
+        rows.append(row)
+        if out_dir is not None:
+            save_checkpoint(path, record, t + 1, state, rows)
+            write_csv(os.path.join(out_dir, METRICS), rows)
+        bar.set_postfix(**postfix(row))
+        bar.update()
+    bar.close()
+    return state, rows
+
+
+def save_checkpoint(path: str, record: dict, step: int, state, rows: list) -> None:
+    """Atomically write the state's leaves, the step, the record and the metrics rows."""
+    arrays = {f"leaf_{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state))}
+    arrays["step"] = np.asarray(step)
+    arrays["record"] = np.asarray(json.dumps(record, sort_keys=True))
+    arrays["metrics"] = np.asarray(json.dumps(rows))
+    atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
+
+
+def load_checkpoint(path: str, record: dict, template):
+    """`(step, state, rows)` from a checkpoint made with the same `record` (but `steps`)."""
+    leaves, treedef = jax.tree.flatten(template)
+    damaged = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+               json.JSONDecodeError)
+    try:
+        with np.load(path) as data:
+            saved = json.loads(str(data["record"]))
+            if not isinstance(saved, dict):
+                raise ValueError("its record is not a dictionary")
+            different = sorted(k for k in set(saved) | set(record)
+                               if k != "steps" and saved.get(k) != record.get(k))
+            if not different:
+                step = int(data["step"])
+                rows = json.loads(str(data["metrics"]))
+                loaded = [np.asarray(data[f"leaf_{i}"]) for i in range(len(leaves))]
+                extra = f"leaf_{len(leaves)}" in data.files
+    except damaged as err:
+        raise ValueError(f"--resume: the checkpoint {path} is damaged or not a checkpoint "
+                         f"({type(err).__name__}: {err})") from None
+    if different:
+        name = different[0]
+        raise ValueError(f"--resume: the checkpoint {path} was made with {name}="
+                         f"{saved.get(name)!r}, this run has {name}={record.get(name)!r}; "
+                         "resume with the same settings or pass --force to start over")
+    for i, (old, new) in enumerate(zip(loaded, leaves)):
+        if old.shape != np.shape(new) or old.dtype != np.asarray(new).dtype:
+            raise ValueError(f"--resume: the checkpoint {path} holds array {i} as {old.dtype}"
+                             f"{list(old.shape)}, this run needs {np.asarray(new).dtype}"
+                             f"{list(np.shape(new))}")
+    if extra or not 0 <= step <= len(rows) or len(rows) != step:
+        raise ValueError(f"--resume: the checkpoint {path} is inconsistent (step {step}, "
+                         f"{len(rows)} metrics rows)")
+    return step, jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in loaded]), rows
