@@ -1,15 +1,39 @@
-"""End-to-end: the command line and the intrinsic-reward-gradient demonstration."""
+"""End-to-end: the command line and the intrinsic-reward-gradient demonstration, and the
+integrity of runs: every CLI case below runs as a real subprocess."""
 
 import csv
+import dataclasses
 import json
 import os
+import stat
 import subprocess
 import sys
 
 import pytest
 
 from optiongrad import cli
+from optiongrad.experiments.four_rooms import FourRoomsConfig
 from optiongrad.experiments.irg import IRGConfig, run_irg
+from optiongrad.experiments.training import save_checkpoint
+
+
+def optiongrad(*argv, umask=None, timeout=600):
+    """Run `python -m optiongrad.cli *argv` in a fresh process (with `umask` when given)."""
+    command = [sys.executable, "-m", "optiongrad.cli", *argv, "--quiet"]
+    if umask is not None:
+        command = ["sh", "-c", f'umask {umask:03o} && exec "$@"', "sh", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def refused(proc, *phrases):
+    """Exit status 2, one error line naming the problem, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    error = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1, proc.stderr
+    for phrase in phrases:
+        assert phrase in error[0], error[0]
+    return error[0]
 
 
 def test_irg_demonstration_shows_what_it_claims(tmp_path):
@@ -39,28 +63,39 @@ def test_irg_other_parametrisations_improve(tmp_path, reward):
 
 
 def test_irg_with_a_sweep_budget(tmp_path):
-    results = run_irg(IRGConfig(steps=40, plan_sweeps=4), None, progress=False)
+    results = run_irg(IRGConfig(steps=40, planning_budget=4), None, progress=False)
     before, after = results["table"][3]["normalized_return"], results["table"][4]["normalized_return"]
     assert after > before + 0.3
 
 
-def test_cli_irg_end_to_end(tmp_path):
+def test_cli_irg_end_to_end_with_the_users_permissions_and_no_silent_overwrite(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "optiongrad.cli", "irg", "--steps", "5", "--out", str(out),
-         "--quiet"], capture_output=True, text=True, timeout=600,
-    )
+    proc = optiongrad("irg", "--steps", "5", "--out", str(out), umask=0o027)
     assert proc.returncode == 0, proc.stderr
     assert "bounded planner" in proc.stdout
     data = json.loads((out / "results.json").read_text())
     assert data["config"]["steps"] == 5
+    written = sorted(os.listdir(out))
+    assert {"results.json", "metrics.csv", "checkpoint.npz", "irg_learning_curve.png",
+            "irg_reward.png"} <= set(written)
+    for name in written:  # every output follows the umask, like a plain open() would
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o640, name
+    before = (out / "results.json").read_bytes()
+    refused(optiongrad("irg", "--steps", "5", "--out", str(out)), "--out",
+            "holds a finished run", "--force")
+    assert (out / "results.json").read_bytes() == before
+    refused(optiongrad("irg", "--steps", "5", "--out", str(out), "--resume", "--force"),
+            "--force", "--resume")
+    again = optiongrad("irg", "--steps", "3", "--out", str(out), "--force")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "results.json").read_text())["config"]["steps"] == 3
 
 
 @pytest.mark.parametrize("argv,message", [
     (["irg", "--steps", "-1"], "steps"),
     (["irg", "--goal", "0,0"], "free cell"),
     (["irg", "--goal", "banana"], "ROW,COL"),
-    (["irg", "--plan-discount", "1.5"], "plan_discount"),
+    (["irg", "--plan-discount", "1.5"], "--plan-discount"),
     (["irg", "--temperature", "0"], "temperature"),
 ])
 def test_cli_rejects_bad_flags(argv, message, capsys):
@@ -83,3 +118,83 @@ def test_cli_planning_time_reproduces_sutton_1999(tmp_path):
     for name in ("value_propagation.png", "options_hallway.png", "options_eigenoptions.png",
                  "options_random.png"):
         assert (out / name).stat().st_size > 0
+
+
+# -- integrity of runs: each refusal happens before any work, names the flag, and is one line --
+
+
+@pytest.mark.parametrize("argv,phrases", [
+    (["--budget", "3", "--converged"], ["--converged", "--budget"]),
+    (["--converged", "--budget", "7"], ["--converged", "--budget"]),
+    (["--seed", str(10**23)], ["--seed"]),
+    (["--seed", "-1"], ["--seed"]),
+    (["--lr", "inf"], ["--lr", "finite"]),
+    (["--lr", "nan"], ["--lr"]),
+    (["--diversity", "nan"], ["--diversity", "finite"]),
+    (["--discount", "1"], ["--discount"]),
+    (["--temperature-mu", "0"], ["--temperature-mu"]),
+    (["--temperature-options", "-inf"], ["--temperature-options"]),
+    (["--options", "3"], ["--options", "even"]),
+    (["--termination", "1"], ["--termination"]),
+    (["--steps", "-5"], ["--steps"]),
+    (["--budget", "0"], ["--budget"]),
+])
+def test_four_rooms_flags_are_checked_before_any_work(tmp_path, argv, phrases):
+    out = tmp_path / "never"
+    refused(optiongrad("four-rooms", "--out", str(out), *argv), *phrases)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("place", ["file", "unwritable"])
+def test_out_must_be_a_writable_directory(tmp_path, place):
+    if place == "file":
+        out = tmp_path / "a-file"
+        out.write_text("not a directory")
+    else:
+        out = "/proc/optiongrad-cannot-be-here"
+    proc = optiongrad("four-rooms", "--out", str(out))
+    refused(proc, "--out")
+
+
+def _fake_run(out, **config):
+    """A checkpoint as a float64 four-rooms run with `config` would leave it."""
+    record = {**dataclasses.asdict(FourRoomsConfig(**config)), "float64": True}
+    import jax
+
+    record["jax"] = jax.__version__
+    save_checkpoint(str(out / "checkpoint.npz"), record, 1, (), [{"step": 0}])
+
+
+def test_resume_refuses_another_precision_or_config(tmp_path):
+    _fake_run(tmp_path)
+    refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--float32"),
+            "--resume", "float64=True", "float64=False")
+    refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--lr", "0.2"),
+            "--resume", "learning_rate=0.1", "learning_rate=0.2")
+    refused(optiongrad("four-rooms", "--out", str(tmp_path)), "unfinished run", "--resume")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not-a-checkpoint"])
+def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
+    _fake_run(tmp_path)
+    path = tmp_path / "checkpoint.npz"
+    if damage == "garbage":
+        path.write_bytes(os.urandom(2000))
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:300])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        import numpy as np
+
+        np.savez(path, something=np.ones(3))
+    line = refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume"),
+                   "checkpoint.npz", "damaged")
+    assert str(path) in line
+
+
+def test_planning_time_refuses_to_overwrite_a_finished_run(tmp_path):
+    (tmp_path / "planning_time.json").write_text("{}")
+    refused(optiongrad("planning-time", "--out", str(tmp_path), "--epsilon", "1e-4"),
+            "finished run", "--force")
+    refused(optiongrad("planning-time", "--out", str(tmp_path), "--options", "5"), "--options")

@@ -64,7 +64,7 @@ def test_iterative_gradient_matches_direct():
     mdp, _, pi = make(np.float64, "sparse", seed=5)
 
     def j(rewards, method):
-        return og.expected_return(mdp._with(rewards=rewards), pi, method=method)
+        return og.expected_return(mdp.replace(rewards=rewards), pi, method=method)
 
     g_direct = jax.grad(j)(mdp.rewards, "direct")
     g_iter = jax.grad(j)(mdp.rewards, "iterative")

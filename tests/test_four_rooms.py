@@ -19,7 +19,7 @@ from optiongrad.experiments.four_rooms import (
     Setup,
     load_options,
     split_goals,
-    train,
+    train_options,
 )
 
 SMALL = dict(num_options=2, steps=3)
@@ -117,14 +117,14 @@ def _strip(rows):
 
 def test_training_is_deterministic_and_resume_loses_nothing(tmp_path):
     setup = Setup(FourRoomsConfig(**{**SMALL, "steps": 4}))
-    params_a, rows_a = train(setup, None, progress=False)
-    params_b, rows_b = train(setup, None, progress=False)
+    params_a, rows_a = train_options(setup, None, progress=False)
+    params_b, rows_b = train_options(setup, None, progress=False)
     assert _strip(rows_a) == _strip(rows_b)
     for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     out = str(tmp_path)
-    train(Setup(FourRoomsConfig(**{**SMALL, "steps": 2})), out, progress=False)
-    params_c, rows_c = train(setup, out, resume=True, progress=False)
+    train_options(Setup(FourRoomsConfig(**{**SMALL, "steps": 2})), out, progress=False)
+    params_c, rows_c = train_options(setup, out, resume=True, progress=False)
     assert _strip(rows_c) == _strip(rows_a)
     for a, c in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_c)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
@@ -132,13 +132,13 @@ def test_training_is_deterministic_and_resume_loses_nothing(tmp_path):
 
 def test_resume_refuses_a_different_config(tmp_path):
     out = str(tmp_path)
-    train(Setup(FourRoomsConfig(num_options=2, steps=1)), out, progress=False)
-    with pytest.raises(ValueError, match="different config.*learning_rate"):
-        train(Setup(FourRoomsConfig(num_options=2, steps=2, learning_rate=0.5)), out,
+    train_options(Setup(FourRoomsConfig(num_options=2, steps=1)), out, progress=False)
+    with pytest.raises(ValueError, match="learning_rate=0.1, this run has learning_rate=0.5"):
+        train_options(Setup(FourRoomsConfig(num_options=2, steps=2, learning_rate=0.5)), out,
               resume=True, progress=False)
-    train(Setup(FourRoomsConfig(num_options=2, steps=2)), out, resume=True, progress=False)
+    train_options(Setup(FourRoomsConfig(num_options=2, steps=2)), out, resume=True, progress=False)
     with pytest.raises(ValueError, match="steps.*already holds 2 steps"):
-        train(Setup(FourRoomsConfig(num_options=2, steps=1)), out, resume=True, progress=False)
+        train_options(Setup(FourRoomsConfig(num_options=2, steps=1)), out, resume=True, progress=False)
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path):
@@ -170,9 +170,9 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     with np.load(checkpoint) as data:
         saved = int(data["step"])
     total = saved + 2
-    resumed_params, resumed = train(Setup(FourRoomsConfig(num_options=2, steps=total)), out,
+    resumed_params, resumed = train_options(Setup(FourRoomsConfig(num_options=2, steps=total)), out,
                                     resume=True, progress=False)
-    reference_params, reference = train(Setup(FourRoomsConfig(num_options=2, steps=total)),
+    reference_params, reference = train_options(Setup(FourRoomsConfig(num_options=2, steps=total)),
                                         None, progress=False)
     assert _strip(resumed) == _strip(reference)
     for a, b in zip(jax.tree.leaves(resumed_params), jax.tree.leaves(reference_params)):

@@ -8,7 +8,7 @@ import pytest
 import optiongrad as og
 import reference as ref
 from conftest import tolerance
-from optiongrad.goal_tasks import goal_option_models, goal_task, reference_returns
+from optiongrad import goal_option_models, goal_task, reference_returns
 
 
 def _random_options(key, environment, k):

@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import optiongrad as og
 import reference as ref
 from optiongrad.gym import OPTIONS_ID, TABULAR_ID, OptionsEnv, TabularEnv, absorbing_states
-from optiongrad.options import option_models, smdp_policy_evaluation, with_primitives
+from optiongrad import option_models, smdp_policy_evaluation, with_primitives
 
 
 def make(name, **kwargs):
@@ -269,7 +269,7 @@ def test_options_env_refuses_unavailable_options_and_cuts_endless_ones():
     env.state = grid.state(1, 1)
     _, _, terminated, truncated, info = env.step(0)
     assert (terminated, truncated, info["duration"]) == (False, True, 50)
-    with pytest.raises(ValueError, match="options: defined on"):
+    with pytest.raises(ValueError, match="options: built for"):
         OptionsEnv(og.random_mdp(jax.random.key(0), 5, 4, 2), never)
     with pytest.raises(AttributeError, match="no one-step transition table"):
         env.P

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import optiongrad as og
-from optiongrad.implicit import fixed_point
+from optiongrad import fixed_point
 
 
 def linear_problem(seed=0, n=6, gamma=0.95):
@@ -98,7 +98,7 @@ def test_failed_adjoint_solve_gives_nan_gradient():
 
     def loss(b, cap):
         return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-12,
-                               adjoint_max_iter=cap).value
+                               adjoint=og.solvers.Implicit(max_iter=cap)).value
 
     assert np.isnan(jax.grad(loss)(b, 2)).all()
     assert np.isfinite(jax.grad(loss)(b, 100_000)).all()
@@ -134,7 +134,7 @@ def test_vmap_over_parameters_keeps_per_element_iterations():
     (dict(differentiation="finite"), "differentiation"),
     (dict(differentiation="unrolled"), "num_sweeps"),
     (dict(differentiation="unrolled", num_sweeps=0), "num_sweeps"),
-    (dict(num_sweeps=10), "num_sweeps"),
+    (dict(differentiation="implicit", num_sweeps=10), "num_sweeps"),
     (dict(max_iter=0), "max_iter"),
     (dict(adjoint_max_iter=-3), "adjoint_max_iter"),
     (dict(tol=-1.0), "tol"),
@@ -166,11 +166,11 @@ def test_anderson_adjoint_falls_back_to_plain_iteration():
     a, b, c = linear_problem(seed=2, n=30, gamma=0.99)
     n = b.shape[0]
 
-    def loss(b, solver, memory):
-        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13, solver=solver,
-                               memory=memory).value
+    def loss(b, memory):
+        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13,
+                               solver=og.solvers.Anderson(memory=memory)).value
 
     expected = np.linalg.solve((np.eye(n) - a).T, c)
     for memory in (1, 2, 5):
-        grad = jax.grad(loss)(b, "anderson", memory)
+        grad = jax.grad(loss)(b, memory)
         np.testing.assert_allclose(grad, expected, rtol=1e-9)

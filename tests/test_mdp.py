@@ -39,7 +39,7 @@ def test_is_a_pytree_and_vmaps_over_rewards():
     rebuilt = jax.tree.unflatten(tree, leaves)
     np.testing.assert_array_equal(rebuilt.rewards, mdp.rewards)
     batch = jnp.stack([mdp.rewards, 2 * mdp.rewards])
-    out = jax.vmap(lambda rr: mdp._with(rewards=rr).rewards.sum())(batch)
+    out = jax.vmap(lambda rr: mdp.replace(rewards=rr).rewards.sum())(batch)
     np.testing.assert_allclose(out, [r.sum(), 2 * r.sum()])
 
 
@@ -70,8 +70,8 @@ MALFORMED = {
     "rewards-nan": ("rewards", lambda r: _with(r, (2, 1), np.nan), "non-finite"),
     "rewards-inf": ("rewards", lambda r: _with(r, (0, 0), -np.inf), "non-finite"),
     "rewards-complex": ("rewards", lambda r: r + 1j, "complex"),
-    "discount-one": ("discount", 1.0, "0 <= discount < 1"),
-    "discount-negative": ("discount", -0.1, "0 <= discount < 1"),
+    "discount-one": ("discount", 1.0, "in [0, 1)"),
+    "discount-negative": ("discount", -0.1, "in [0, 1)"),
     "discount-nan": ("discount", np.nan, "discount"),
     "discount-vector": ("discount", np.array([0.9, 0.9]), "scalar"),
     "initial-shape": ("initial", lambda s0: s0[:3], "shape"),

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import optiongrad as og
 import reference as ref
-from optiongrad.multistep import execution_distribution, lambda_model, model_evaluation
+from optiongrad._src.multistep import execution_distribution, lambda_model, model_evaluation
 
 
 def setup(seed, s=6, a=3, gamma=0.9):

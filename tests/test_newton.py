@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import optiongrad as og
-from optiongrad.newton import newton_step, policy_iteration_q
-from optiongrad.objectives import planner_return
+from optiongrad._src.newton import newton_step, policy_iteration_q
 
 
 @pytest.mark.parametrize("backup,tau", [("logsumexp", 0.1), ("logsumexp", 1.0), ("max", 0.0)])
@@ -40,7 +39,7 @@ def test_newton_gradient_equals_value_iteration_gradient_under_vmap(jit):
     def grads(solver):
         def one(g):
             mdp = og.gridworld.goal_task(grid, g, 0.99)
-            return jax.grad(lambda r: planner_return(r, model, mdp, 0.1, solver=solver,
+            return jax.grad(lambda r: og.planner_return(r, model, mdp, 0.1, solver=solver,
                                                      tol=1e-12)[0])(mdp.rewards)
         fn = jax.vmap(one)
         return (jax.jit(fn) if jit else fn)(jnp.array([3, 50, 100]))
@@ -54,7 +53,7 @@ def test_newton_refuses_what_it_cannot_do():
     sparse = og.gridworld.goal_task(grid, 5, 0.9, sparse=True)
     with pytest.raises(ValueError, match="solver.*backup"):
         og.soft_value_iteration(dense, 0.1, backup="mellowmax", solver="newton")
-    with pytest.raises(ValueError, match="solver.*differentiation"):
+    with pytest.raises(ValueError, match="solver.*adjoint"):
         og.soft_value_iteration(dense, 0.1, solver="newton", differentiation="unrolled",
                                 num_sweeps=3)
     with pytest.raises(ValueError, match="solver.*dense"):

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 import optiongrad as og
-from optiongrad.option_gradient import (
+from optiongrad import (
     ExtrinsicPlanner,
-    diversity,
     goal_returns,
     hierarchical_return,
     init_params,
     make_options,
     option_gradient_objective,
 )
+from optiongrad._src.option_gradient import diversity
 
 GRID = og.gridworld.four_rooms()
 GOALS = jnp.array([3, 40, 77, 100])
@@ -155,8 +155,10 @@ def test_init_params_and_planner_validation():
         init_params(jax.random.key(0), model, 0, 104)
     with pytest.raises(ValueError, match="termination_init"):
         init_params(jax.random.key(0), model, 2, 104, termination_init=1.0)
-    with pytest.raises(ValueError, match="planning_budget"):
+    with pytest.raises(ValueError, match="num_sweeps"):
         ExtrinsicPlanner(0.01, 0)
+    with pytest.warns(DeprecationWarning, match="planning_budget"):
+        assert ExtrinsicPlanner(0.01, planning_budget=5).num_sweeps == 5
     with pytest.raises(ValueError, match="temperature"):
         ExtrinsicPlanner(-1.0)
     params = init_params(jax.random.key(0), model, 3, 104)

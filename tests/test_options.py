@@ -5,7 +5,7 @@ import pytest
 
 import optiongrad as og
 import reference as ref
-from optiongrad.options import (
+from optiongrad import (
     Options,
     concatenate,
     flat_policy_evaluation,
@@ -280,11 +280,11 @@ def test_intra_option_policy_evaluation_sparse_and_gradients():
     mu = jnp.asarray(random_mu(rng, options))
 
     def intra(mu, beta):
-        opts = Options._unchecked(options.policy, beta, options.initiation)
+        opts = Options(options.policy, beta, options.initiation)
         return sparse.initial @ og.intra_option_policy_evaluation(sparse, opts, mu, tol=1e-13)
 
     def models(mu, beta):
-        opts = Options._unchecked(options.policy, beta, options.initiation)
+        opts = Options(options.policy, beta, options.initiation)
         reward, transition = option_models(dense, opts)
         return dense.initial @ smdp_policy_evaluation(reward, transition, mu)
 
@@ -310,12 +310,12 @@ def test_apply_option_models_equals_dense_models_times_vector(sparse):
     np.testing.assert_allclose(pv, jnp.einsum("kst,t->sk", p_ref, v), atol=1e-11)
 
     def fast(beta):
-        r, p = og.apply_option_models(task, Options._unchecked(options.policy, beta, None), v,
+        r, p = og.apply_option_models(task, Options(options.policy, beta, None), v,
                                       tol=1e-13)
         return jnp.sum(r * p)
 
     def slow(beta):
-        r, p = option_models(dense, Options._unchecked(options.policy, beta, None))
+        r, p = option_models(dense, Options(options.policy, beta, None))
         return jnp.sum(r * jnp.einsum("kst,t->sk", p, v))
 
     np.testing.assert_allclose(jax.grad(fast)(options.termination),

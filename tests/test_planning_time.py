@@ -5,7 +5,7 @@ import pytest
 
 import optiongrad as og
 import reference as ref
-from optiongrad.planning_time import planning_sweeps, sweep_values
+from optiongrad import planning_sweeps, sweep_values
 
 
 def task(cell, gamma=0.9):

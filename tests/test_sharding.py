@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
     import optiongrad as og
-    from optiongrad.sharding import _jit_vmap, shard_batch, sharded_vmap
+    from optiongrad._src.sharding import _jit_vmap, shard_batch, sharded_vmap
 
     assert len(jax.devices()) == 4, jax.devices()
     grid = og.gridworld.four_rooms()
@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent("""
     def plan_and_grad(goal, tau):
         task = og.gridworld.goal_task(grid, goal, 0.9)
         def ret(r):
-            policy = og.soft_value_iteration(task._with(rewards=r), tau).policy
+            policy = og.soft_value_iteration(task.replace(rewards=r), tau).policy
             return og.expected_return(task, policy)
         value, grad = jax.value_and_grad(ret)(task.rewards)
         return value, grad

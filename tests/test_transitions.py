@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import optiongrad as og
-from optiongrad.transitions import expectation, policy_matrix, push_forward, to_dense
+from optiongrad._src.transitions import expectation, policy_matrix, push_forward, to_dense
 from reference import p_pi, random_mdp
 
 

@@ -1,0 +1,224 @@
+"""Result codes, `throw`, and NaN gradients: a failed solve is never a plausible number.
+
+Each outcome of an iterative solve gets its code; a gradient through an unconverged forward
+solve (or a failed adjoint) is NaN; `throw=True` raises a `RuntimeError` naming the code under
+`jit`, `vmap` and `grad`; every function that returns plain arrays gives NaN where its inner
+solve failed; the solver spellings resolve to the same objects."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optiongrad as og
+from optiongrad._src.solvers import resolve
+
+RESULTS = og.RESULTS
+
+
+def affine(params, x):
+    a, b = params
+    return a @ x + b
+
+
+def linear(n=5, gamma=0.99, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n))
+    return jnp.asarray(gamma * a / a.sum(1, keepdims=True)), jnp.asarray(rng.normal(size=n))
+
+
+def oscillator():
+    """A 2-state MDP on which Boltzmann value iteration falls into a period-2 cycle."""
+    p = np.array([[[0.0375, 0.9625], [0.5468, 0.4532]], [[0.9874, 0.0126], [0.0056, 0.9944]]])
+    r = np.array([[0.3654, -1.2734], [-1.6864, -2.0096]])
+    return og.MDP(p, r, 0.98), 0.3
+
+
+def four_rooms_task():
+    grid = og.gridworld.four_rooms()
+    return og.gridworld.goal_task(grid, grid.state(11, 11), 0.99)
+
+
+def test_every_outcome_has_its_code():
+    a, b = linear()
+    x0 = jnp.zeros(5)
+    done = og.fixed_point(affine, (a, b), x0, tol=1e-10)
+    assert done.result == RESULTS.successful and bool(done.converged) and not bool(done.failed)
+    limit = og.fixed_point(affine, (a, b), x0, max_iter=5)
+    assert limit.result == RESULTS.max_steps_reached and bool(limit.failed)
+    nonfinite = og.fixed_point(lambda p, x: x + jnp.nan, None, x0)
+    assert nonfinite.result == RESULTS.nonfinite and bool(nonfinite.failed)
+    assert int(nonfinite.iterations) == 1                   # stops at once, not at max_iter
+    budget = og.fixed_point(affine, (a, b), x0, num_sweeps=3)
+    assert budget.result == RESULTS.budget_reached
+    assert not bool(budget.converged) and not bool(budget.failed)
+    blown = og.fixed_point(lambda p, x: 2.0 * x + 1.0e308, None, x0, num_sweeps=3)
+    assert blown.result == RESULTS.nonfinite
+    assert "iteration limit" in RESULTS[RESULTS.max_steps_reached]
+    assert repr(RESULTS.successful).startswith("optiongrad.RESULTS<")
+
+
+def test_codes_under_vmap_are_per_element():
+    a, b = linear()
+    caps = og.fixed_point(affine, (a, b), jnp.zeros(5), tol=1e-10)  # reference
+    res = jax.vmap(lambda scale: og.fixed_point(affine, (a * scale, b), jnp.zeros(5),
+                                                max_iter=100))(jnp.array([0.1, 1.0]))
+    np.testing.assert_array_equal(res.converged, [True, False])
+    assert int(caps.iterations) > 100
+
+
+@pytest.mark.parametrize("transform", ["eager", "jit"])
+def test_gradient_through_an_unconverged_forward_solve_is_nan(transform):
+    wrap = jax.jit if transform == "jit" else (lambda f: f)
+    mdp, tau = oscillator()
+
+    def boltzmann(rewards):        # a 2-cycle: never converges
+        plan = og.soft_value_iteration(mdp.replace(rewards=rewards), tau, backup="boltzmann",
+                                       max_iter=500)
+        return og.expected_return(mdp, plan.policy)
+
+    assert np.isnan(wrap(jax.grad(boltzmann))(mdp.rewards)).all()
+    task = four_rooms_task()
+
+    def return_of(rewards, max_iter):
+        plan = og.soft_value_iteration(task.replace(rewards=rewards), 0.1, max_iter=max_iter)
+        return og.expected_return(task, plan.policy)
+
+    assert np.isnan(wrap(jax.grad(return_of), static_argnums=1)(task.rewards, 20)).all() \
+        if transform == "jit" else np.isnan(jax.grad(return_of)(task.rewards, 20)).all()
+    assert np.isfinite(jax.grad(return_of)(task.rewards, 10_000)).all()
+
+
+def test_unrolled_budget_gradients_stay_finite():
+    task = four_rooms_task()
+
+    def budget(rewards):
+        plan = og.soft_value_iteration(task.replace(rewards=rewards), 0.1, num_sweeps=3)
+        return og.expected_return(task, plan.policy)
+
+    assert np.isfinite(jax.grad(budget)(task.rewards)).all()
+
+
+def test_failed_adjoint_gives_nan_and_throw_raises_in_the_backward_pass():
+    a, b = linear(gamma=0.99, seed=4)
+    c = jnp.ones(5)
+
+    def loss(b, throw):
+        return c @ og.fixed_point(affine, (a, b), jnp.zeros(5), tol=1e-12, throw=throw,
+                                  adjoint=og.solvers.Implicit(max_iter=2)).value
+
+    assert np.isnan(jax.grad(loss)(b, False)).all()
+    assert np.isfinite(loss(b, True))                        # the forward solve is fine
+    with pytest.raises(RuntimeError, match="adjoint"):
+        jax.grad(loss)(b, True)
+    with pytest.raises(RuntimeError, match="adjoint"):
+        jax.jit(jax.grad(loss), static_argnums=1)(b, True)
+
+
+@pytest.mark.parametrize("transform", ["eager", "jit", "vmap", "grad"])
+def test_throw_raises_a_runtime_error_naming_the_code(transform):
+    task = four_rooms_task()
+
+    def q(rewards):
+        return og.soft_value_iteration(task.replace(rewards=rewards), 0.1, max_iter=20,
+                                       throw=True).q.sum()
+
+    call = {"eager": q, "jit": jax.jit(q), "grad": jax.grad(q),
+            "vmap": lambda r: jax.vmap(q)(jnp.stack([r, r]))}[transform]
+    with pytest.raises(RuntimeError, match="iteration limit"):
+        call(task.rewards)
+    # and nothing is raised when the solve succeeds
+    assert np.isfinite(og.soft_value_iteration(task, 0.1, throw=True).q).all()
+
+
+def test_functions_returning_arrays_give_nan_where_their_solve_failed():
+    grid = og.gridworld.four_rooms(0.1)
+    task = og.gridworld.goal_task(grid, 40, 0.9, sparse=True)
+    options = og.with_primitives(og.gridworld.hallway_options(grid))
+    k = options.num_options
+    mu = np.asarray(options.initiation_mask().T, float)
+    mu /= mu.sum(1, keepdims=True)
+    assert np.isnan(og.intra_option_policy_evaluation(task, options, mu, max_iter=3)).all()
+    assert np.isfinite(og.intra_option_policy_evaluation(task, options, mu)).all()
+    rewards, pv = og.apply_option_models(task, options, jnp.ones(104), max_iter=3)
+    assert np.isnan(rewards).all() and np.isnan(pv).all() and rewards.shape == (104, k)
+    pi = jnp.full((104, 4), 0.25)
+    assert np.isnan(og.policy_evaluation(task, pi, method="iterative", max_iter=3)).all()
+    assert np.isnan(og.occupancy(task, pi, method="iterative", max_iter=3)).all()
+    mdp, tau = oscillator()
+    kw = dict(backup="boltzmann", max_iter=300)
+    assert np.isnan(og.soft_optimal_return(mdp, tau, **kw))
+    assert np.isnan(og.envelope_gradient(mdp, tau, max_iter=1)).all()
+    value, plan = og.planner_return(mdp.rewards, og.rewards.tabular(2, 2), mdp, tau, **kw)
+    assert np.isnan(value) and bool(plan.failed)
+    # the extrinsic planner over options (here: the primitives) when it must converge
+    prims = og.primitive_options(2, 2)
+    models = og.option_models(mdp, prims)
+    planner = og.ExtrinsicPlanner(tau, None, include_primitives=False, backup="boltzmann")
+    ret, plan = og.hierarchical_return(prims, mdp, planner)
+    assert np.isnan(ret) and bool(plan.failed)
+    batched = og._src.option_gradient.batched_smdp_returns(
+        *(jnp.stack([m, m]) for m in models), jnp.stack([mdp.initial] * 2), planner)
+    assert np.isnan(batched).all()
+    budget = planner.replace(num_sweeps=3)
+    assert np.isfinite(og.hierarchical_return(prims, mdp, budget)[0])
+    with pytest.raises(RuntimeError, match="iteration limit"):
+        og.intra_option_policy_evaluation(task, options, mu, max_iter=3, throw=True)
+
+
+def test_failed_option_planners_are_reported():
+    env = og.gridworld.navigation_mdp(og.gridworld.four_rooms(), 0.99)
+    model = og.rewards.state(104, init_scale=1.0)
+    params = og.init_params(0, model, 2, 104)
+    with pytest.raises(RuntimeError, match=r"options \[0, 1\]"):
+        og.make_options(params, model, env, 0.05, max_iter=3)
+    # under a transformation: NaN policies, and a NaN objective with NaN gradients
+    planner = og.ExtrinsicPlanner()
+
+    def objective(params):
+        return og.option_gradient_objective(params, model, env, jnp.arange(5),
+                                            temperature_options=0.05, planner=planner,
+                                            max_iter=3)
+
+    (value, aux), grad = jax.value_and_grad(objective, has_aux=True)(params)
+    assert np.isnan(value) and not np.any(aux["intrinsic_converged"])
+    assert all(np.isnan(g).all() for g in jax.tree.leaves(grad))
+    with pytest.raises(RuntimeError):
+        og.discovery.subgoal_options(env, [3, 7], max_iter=2)
+
+
+def test_planning_sweeps_reports_a_failed_reference():
+    mdp, tau = oscillator()
+    assert int(og.planning_sweeps(mdp, backup="boltzmann", temperature=tau,
+                                  criterion="values", max_sweeps=50)) == -1
+    with pytest.raises(RuntimeError, match="iteration limit"):
+        og.planning_sweeps(mdp, backup="boltzmann", temperature=tau, criterion="values",
+                           throw=True)
+
+
+def test_spellings_resolve_to_the_same_objects():
+    plain, implicit = og.solvers.FixedPointIteration(), og.solvers.Implicit()
+    assert resolve() == (plain, implicit)
+    assert resolve("iteration") == (plain, implicit)
+    assert resolve("anderson")[0] == og.solvers.Anderson()
+    assert resolve(differentiation="unrolled", num_sweeps=4) == (plain, og.solvers.Unrolled(4))
+    assert resolve(num_sweeps=4)[1] == og.solvers.Unrolled(4)
+    with pytest.warns(DeprecationWarning, match="adjoint_rtol"):
+        assert resolve(adjoint_rtol=1e-8, adjoint_max_iter=7)[1] == og.solvers.Implicit(1e-8, 7)
+    with pytest.warns(DeprecationWarning):
+        assert resolve("anderson", memory=3)[0] == og.solvers.Anderson(memory=3)
+    with pytest.raises(ValueError, match="differentiation"):
+        resolve(adjoint=implicit, differentiation="implicit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve(og.solvers.Anderson(2), og.solvers.Implicit(solver=og.solvers.Anderson(3)))
+    task = four_rooms_task()
+    a = og.soft_value_iteration(task, 0.1, solver="anderson", tol=1e-11)
+    b = og.soft_value_iteration(task, 0.1, solver=og.solvers.Anderson(), tol=1e-11)
+    np.testing.assert_array_equal(a.q, b.q)
+    c = og.soft_value_iteration(task, 0.1, differentiation="unrolled", num_sweeps=5)
+    d = og.soft_value_iteration(task, 0.1, adjoint=og.solvers.Unrolled(5))
+    np.testing.assert_array_equal(c.q, d.q)
+    assert d.result == RESULTS.budget_reached
