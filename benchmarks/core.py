@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
 
 import optiongrad as og  # noqa: E402
-from optiongrad.objectives import planner_return  # noqa: E402
+
 
 TAU = 0.1
 GAMMA = 0.99
@@ -40,10 +40,10 @@ def cases(dtype):
     one = og.gridworld.goal_task(rooms, goal, GAMMA, dtype=dtype)
 
     def fwd_one(r):
-        return og.soft_value_iteration(one._with(rewards=r), TAU)
+        return og.soft_value_iteration(one.replace(rewards=r), TAU)
 
     def grad_one(r):
-        return jax.value_and_grad(planner_return, has_aux=True)(r, model, one, TAU)
+        return jax.value_and_grad(og.planner_return, has_aux=True)(r, model, one, TAU)
 
     goals = jnp.arange(rooms.num_states)
 
@@ -57,7 +57,7 @@ def cases(dtype):
         def grad_all(gs):
             def single(g):
                 mdp = task(g)
-                return jax.value_and_grad(planner_return, has_aux=True)(mdp.rewards, model, mdp,
+                return jax.value_and_grad(og.planner_return, has_aux=True)(mdp.rewards, model, mdp,
                                                                         TAU, solver=solver)
             return jax.vmap(single)(gs)
         return fwd_all, grad_all
@@ -67,10 +67,10 @@ def cases(dtype):
     big_model = og.rewards.tabular(big.num_states, 4)
 
     def fwd_big(r):
-        return og.soft_value_iteration(big._with(rewards=r), TAU)
+        return og.soft_value_iteration(big.replace(rewards=r), TAU)
 
     def grad_big(r):
-        return jax.value_and_grad(planner_return, has_aux=True)(r, big_model, big, TAU)
+        return jax.value_and_grad(og.planner_return, has_aux=True)(r, big_model, big, TAU)
 
     return [
         ("four rooms, 1 goal (S=104)", fwd_one, grad_one, one.rewards),
@@ -108,7 +108,7 @@ def implicit_vs_unrolled_table(sweep_counts, repeats, dtype=jnp.float32):
     mdp = og.gridworld.goal_task(grid, grid.state(50, 50), GAMMA, dtype=dtype)
 
     def objective(r, **kwargs):
-        return og.soft_optimal_return(mdp._with(rewards=r), TAU, **kwargs)
+        return og.soft_optimal_return(mdp.replace(rewards=r), TAU, **kwargs)
 
     rows = []
     for label, kwargs in [("implicit (to tol)", {})] + [

@@ -54,7 +54,7 @@ def soft_forward(tau=0.1, tol=TOL, solver="iteration"):
 def optiongrad_gradient(mdp, tau=0.1, tol=TOL, solver="iteration"):
     def run(m):
         def objective(r):
-            plan = og.soft_value_iteration(m._with(rewards=r), tau, tol=tol, max_iter=1_000_000,
+            plan = og.soft_value_iteration(m.replace(rewards=r), tau, tol=tol, max_iter=1_000_000,
                                            solver=solver)
             return jnp.dot(m.initial, tau * jax.nn.logsumexp(plan.q / tau, axis=1))
         return jax.value_and_grad(objective)(m.rewards)
@@ -214,7 +214,7 @@ def solver_table():
 
             def grad(m):
                 def objective(r):
-                    plan = og.soft_value_iteration(m._with(rewards=r), max(tau, 0.1), tol=tol,
+                    plan = og.soft_value_iteration(m.replace(rewards=r), max(tau, 0.1), tol=tol,
                                                    max_iter=1_000_000, solver=solver)
                     return jnp.sum(m.initial[:, None] * plan.q)
                 return jax.value_and_grad(objective)(m.rewards)

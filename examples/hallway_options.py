@@ -35,10 +35,10 @@ def main(argv=None):
     options = og.with_primitives(og.gridworld.hallway_options(grid))
     print(f"{mdp}; {options}")
 
-    reward, transition = og.option_models(mdp, options)  # (S, K), (K, S, S)
-    plan = og.smdp_value_iteration(reward, transition, 0.01, initiation=options.initiation)
-    mu = plan.policy                                       # (S, K), zero outside I^o
-    value = og.smdp_policy_evaluation(reward, transition, mu)
+    rewards, transitions = og.option_models(mdp, options)  # (S, K), (K, S, S)
+    plan = og.smdp_value_iteration(rewards, transitions, 0.01, initiation=options.initiation)
+    mu = plan.policy                                         # (S, K), zero outside I^o
+    value = og.smdp_policy_evaluation(rewards, transitions, mu)
     optimal = og.soft_value_iteration(mdp, 0.0, backup="max")
     print(f"return of the policy over options {float(mdp.initial @ value):.4f}, "
           f"optimal {float(mdp.initial @ optimal.q.max(1)):.4f}")

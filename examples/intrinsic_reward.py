@@ -10,7 +10,8 @@ tabular reward r_θ for the same bounded planner by gradient ascent on the task 
     J(θ) = s0 · V^{π_θ}_r,   π_θ = softmax(Q_θ / τ),   Q_θ = r_θ + γ_plan P m_τ(Q_θ),
 
 differentiating through the planner's fixed point with the implicit function theorem
-(`og.planner_return`; Singh, Lewis & Barto 2009; Sorg, Singh & Lewis 2010; seed note sec. 1).
+(`og.planner_return`; the optimal reward problem of Singh, Lewis & Barto 2009 and Sorg, Singh &
+Lewis 2010).
 The learned reward is a shaped reward: the myopic planner following it is near optimal.
 """
 

@@ -48,10 +48,9 @@ def main(argv=None):
     train, test = jnp.asarray(np.sort(order[:cut])), jnp.asarray(np.sort(order[cut:]))
     print(f"{grid.num_states} cells; {train.size} training goals, {test.size} held-out goals")
 
-    planner = og.ExtrinsicPlanner(temperature=0.01, planning_budget=3, include_primitives=True)
-    model = og.rewards.state(grid.num_states, init_scale=1.0)  # r_θ(s, a) = θ[s]
-    params = og.option_gradient.init_params(jax.random.key(args.seed), model, args.options,
-                                            grid.num_states)
+    planner = og.ExtrinsicPlanner(temperature=0.01, num_sweeps=3, include_primitives=True)
+    model = og.rewards.state(grid.num_states, init_scale=1.0)  # θ[s'] for entering s'
+    params = og.init_params(jax.random.key(args.seed), model, args.options, grid.num_states)
     optimiser = optax.adam(0.1)
     opt_state = optimiser.init(params)
 
@@ -63,12 +62,12 @@ def main(argv=None):
         return optax.apply_updates(params, updates), opt_state, aux["return"]
 
     # optimal and uniform-random returns of the held-out goal tasks, for normalisation
-    _, j_star, j_rand = og.goal_tasks.reference_returns(environment, test)
+    _, j_star, j_rand = og.reference_returns(environment, test)
 
     def held_out(params, planner=planner):
         """Normalised mean return on the held-out goals: 1 optimal, 0 uniform random."""
         options = (og.primitive_options(grid.num_states, 4) if params is None else
-                   og.option_gradient.make_options(params, model, environment, 0.05)[0])
+                   og.make_options(params, model, environment, 0.05)[0])
         returns = np.asarray(og.goal_returns(options, environment, test, planner))
         return float((returns.mean() - j_rand.mean()) / (j_star.mean() - j_rand.mean()))
 
