@@ -86,9 +86,18 @@ def test_cli_irg_end_to_end_with_the_users_permissions_and_no_silent_overwrite(t
     assert (out / "results.json").read_bytes() == before
     refused(optiongrad("irg", "--steps", "5", "--out", str(out), "--resume", "--force"),
             "--force", "--resume")
+    more = optiongrad("irg", "--steps", "6", "--out", str(out), "--resume")
+    assert more.returncode == 0, more.stderr
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(6))
+    refused(optiongrad("irg", "--steps", "7", "--out", str(out), "--resume", "--lr", "0.2"),
+            "learning_rate (--lr) = 0.05", "0.2")
     again = optiongrad("irg", "--steps", "3", "--out", str(out), "--force")
     assert again.returncode == 0, again.stderr
     assert json.loads((out / "results.json").read_text())["config"]["steps"] == 3
+    (out / "checkpoint.npz").unlink()                  # a finished run with no checkpoint
+    refused(optiongrad("irg", "--steps", "3", "--out", str(out), "--resume"),
+            "--resume", "no checkpoint", "--force")
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -138,10 +147,23 @@ def test_cli_planning_time_reproduces_sutton_1999(tmp_path):
     (["--termination", "1"], ["--termination"]),
     (["--steps", "-5"], ["--steps"]),
     (["--budget", "0"], ["--budget"]),
+    (["--options", "106"], ["--options", "104"]),
 ])
 def test_four_rooms_flags_are_checked_before_any_work(tmp_path, argv, phrases):
     out = tmp_path / "never"
     refused(optiongrad("four-rooms", "--out", str(out), *argv), *phrases)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv,phrases", [
+    (["irg", "--budget", "3", "--plan-discount", "0.7"], ["--budget", "--plan-discount"]),
+    (["irg", "--slip", "0.75"], ["--slip", "0.75"]),
+    (["irg", "--slip", "true"], ["--slip"]),
+    (["planning-time", "--options", "106"], ["--options", "104"]),
+])
+def test_other_commands_check_their_flags_before_any_work(tmp_path, argv, phrases):
+    out = tmp_path / "never"
+    refused(optiongrad(*argv, "--out", str(out)), *phrases)
     assert not out.exists()
 
 
@@ -168,17 +190,28 @@ def _fake_run(out, **config):
 def test_resume_refuses_another_precision_or_config(tmp_path):
     _fake_run(tmp_path)
     refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--float32"),
-            "--resume", "float64=True", "float64=False")
+            "--resume", "float64 = True", "this run has False")
     refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--lr", "0.2"),
-            "--resume", "learning_rate=0.1", "learning_rate=0.2")
+            "--resume", "learning_rate (--lr) = 0.1", "this run has 0.2")
     refused(optiongrad("four-rooms", "--out", str(tmp_path)), "unfinished run", "--resume")
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not-a-checkpoint"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not-a-checkpoint",
+                                    "step-array", "metrics-number", "metrics-dict"])
 def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
     _fake_run(tmp_path)
     path = tmp_path / "checkpoint.npz"
-    if damage == "garbage":
+    if damage in ("step-array", "metrics-number", "metrics-dict"):
+        import numpy as np
+
+        with np.load(path) as data:
+            arrays = dict(data)
+        if damage == "step-array":
+            arrays["step"] = np.arange(3)
+        else:
+            arrays["metrics"] = np.asarray("5" if damage == "metrics-number" else '{"a": 1}')
+        np.savez(path, **arrays)
+    elif damage == "garbage":
         path.write_bytes(os.urandom(2000))
     elif damage == "truncated":
         path.write_bytes(path.read_bytes()[:300])
@@ -195,6 +228,7 @@ def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
 
 def test_planning_time_refuses_to_overwrite_a_finished_run(tmp_path):
     (tmp_path / "planning_time.json").write_text("{}")
-    refused(optiongrad("planning-time", "--out", str(tmp_path), "--epsilon", "1e-4"),
-            "finished run", "--force")
+    line = refused(optiongrad("planning-time", "--out", str(tmp_path), "--epsilon", "1e-4"),
+                   "finished run", "--force")
+    assert "--resume" not in line       # planning-time has nothing to resume
     refused(optiongrad("planning-time", "--out", str(tmp_path), "--options", "5"), "--options")

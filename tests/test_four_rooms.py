@@ -133,7 +133,7 @@ def test_training_is_deterministic_and_resume_loses_nothing(tmp_path):
 def test_resume_refuses_a_different_config(tmp_path):
     out = str(tmp_path)
     train_options(Setup(FourRoomsConfig(num_options=2, steps=1)), out, progress=False)
-    with pytest.raises(ValueError, match="learning_rate=0.1, this run has learning_rate=0.5"):
+    with pytest.raises(ValueError, match=r"learning_rate \(--lr\) = 0.1, this run has 0.5"):
         train_options(Setup(FourRoomsConfig(num_options=2, steps=2, learning_rate=0.5)), out,
               resume=True, progress=False)
     train_options(Setup(FourRoomsConfig(num_options=2, steps=2)), out, resume=True, progress=False)

@@ -168,6 +168,26 @@ def test_functions_returning_arrays_give_nan_where_their_solve_failed():
         og.intra_option_policy_evaluation(task, options, mu, max_iter=3, throw=True)
 
 
+def test_every_gradient_through_a_failed_solve_is_nan():
+    """Inputs that reach the output without passing through the failed planner get NaN
+    gradients too (a masked value must not pass a zero cotangent)."""
+    mdp = og.random_mdp(0, 5, 3, 2)
+    model = og.rewards.tabular(5, 3)
+    grad = jax.grad(lambda m: og.planner_return(mdp.rewards, model, m, 0.1, max_iter=3)[0])(mdp)
+    assert all(np.isnan(leaf).all() for leaf in jax.tree.leaves(grad)
+               if jnp.issubdtype(leaf.dtype, jnp.floating))
+    oscillating, tau = oscillator()
+    planner = og.ExtrinsicPlanner(tau, None, include_primitives=False, backup="boltzmann")
+    prims = og.primitive_options(2, 2)
+    grad = jax.grad(lambda m: og.hierarchical_return(prims, m, planner)[0])(oscillating)
+    assert np.isnan(grad.initial).all() and np.isnan(grad.rewards).all()
+    # reaching the goal (state 1) from state 0 takes ~10⁴ steps: hard VI needs > 10⁴ sweeps
+    sticky = np.array([[[0.9999, 0.0001]] * 2, [[0.5, 0.5]] * 2])
+    slow = og.MDP(sticky, np.zeros((2, 2)), 0.99999)
+    q, j_star, j_random = og.reference_returns(slow, jnp.array([1]))
+    assert np.isnan(q).all() and np.isnan(j_star).all() and np.isfinite(j_random).all()
+
+
 def test_failed_option_planners_are_reported():
     env = og.gridworld.navigation_mdp(og.gridworld.four_rooms(), 0.99)
     model = og.rewards.state(104, init_scale=1.0)

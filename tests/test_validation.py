@@ -452,7 +452,88 @@ CASES = {
                           "mesh"),
     "sharded_vmap-batch": (lambda: og.sharding.sharded_vmap(
         lambda a, b: a, (jnp.ones(3), jnp.ones(4))), "batch"),
+    # -- found by the adversarial sweep after the first round ------------------------------------
+    "svi-max_iter-int32": (lambda: og.soft_value_iteration(MDP, 0.1, max_iter=2**31), "max_iter"),
+    "fixed_point-max_iter-huge": (lambda: og.fixed_point(lambda p, x: x / 2, None, jnp.ones(2),
+                                                         max_iter=2**40), "max_iter"),
+    "Implicit-max_iter-int32": (lambda: og.solvers.Implicit(max_iter=2**31), "max_iter"),
+    "policy_evaluation-max_iter-huge": (lambda: og.policy_evaluation(
+        MDP, PI, method="iterative", max_iter=2**40), "max_iter"),
+    "planning_sweeps-max_sweeps-huge": (lambda: og.planning_sweeps(MDP, max_sweeps=2**40),
+                                        "max_sweeps"),
+    "svi-temperature-bool": (lambda: og.soft_value_iteration(MDP, True), "temperature"),
+    "svi-tol-bool": (lambda: og.soft_value_iteration(MDP, 0.1, tol=True), "tol"),
+    "from_ascii-slip-bool": (lambda: og.gridworld.GridWorld.from_ascii("w  w", slip=True),
+                             "slip"),
+    "objective-mdp": (lambda: og.option_gradient_objective(
+        PARAMS, MODEL, None, [3], temperature_options=0.05, planner=PLANNER), "mdp"),
+    "objective-no-goals": (lambda: og.option_gradient_objective(
+        PARAMS, MODEL, ENV, np.zeros(0, int), temperature_options=0.05, planner=PLANNER),
+        "goals"),
+    "init_params-learn_termination": (lambda: og.init_params(0, MODEL, 2, 104,
+                                                             learn_termination="no"),
+                                      "learn_termination"),
+    "from_gymnasium-entry-none": (lambda: og.from_gymnasium(_toy_env(None)), "env"),
+    "from_gymnasium-entry-complex": (lambda: og.from_gymnasium(_toy_env((1.0, 0, 1j, False))),
+                                     "env"),
+    "from_gymnasium-entry-prob-string": (lambda: og.from_gymnasium(
+        _toy_env(("x", 0, 0.0, False))), "env"),
+    "from_gymnasium-entry-float-state": (lambda: og.from_gymnasium(
+        _toy_env((1.0, 1.7, 0.0, False))), "env"),
+    "from_gymnasium-entry-string-flag": (lambda: og.from_gymnasium(
+        _toy_env((1.0, 0, 0.0, "False"))), "env"),
+    "action_mask-range": (lambda: og.OptionsEnv(MDP, OPTIONS).action_mask(999), "state"),
+    "action_mask-negative": (lambda: og.OptionsEnv(MDP, OPTIONS).action_mask(-1), "state"),
+    "action_mask-float": (lambda: og.OptionsEnv(MDP, OPTIONS).action_mask(1.0), "state"),
+    "absorbing_states-mdp": (lambda: og.gym.absorbing_states("m"), "mdp"),
+    "TabularEnv-step-bool": (lambda: _reset(og.TabularEnv(MDP)).step(True), "action"),
+    "backup-q-nan": (lambda: og.backup(np.full((S, A), np.nan), 0.1), "q"),
+    "backup_policy-q-inf": (lambda: og.backup_policy(np.full((S, A), np.inf), 0.1), "q"),
+    "jacobian-q-nan": (lambda: og.jacobian_spectral_radius(MDP, np.full((S, A), np.nan), 0.1),
+                       "q"),
+    "rewards.tabular-apply-nan": (lambda: og.rewards.tabular(S, A).apply(R * np.nan, MDP),
+                                  "theta"),
+    "planner_return-theta-nan": (lambda: og.planner_return(R * np.nan, og.rewards.tabular(S, A),
+                                                           MDP, 0.1), "theta"),
+    "smdp-no-options": (lambda: og.smdp_value_iteration(np.zeros((S, 0)), np.zeros((0, S, S)),
+                                                        0.1), "rewards"),
+    "model_sweeps-no-options": (lambda: og.model_planning_sweeps(
+        MDP, np.zeros((S, 0)), np.zeros((0, S, S))), "rewards"),
+    "fixed_point-operator": (lambda: og.fixed_point(3, None, jnp.ones(2)), "operator"),
+    "shard_batch-mesh": (lambda: og.sharding.shard_batch(jnp.ones(2), mesh="m"), "mesh"),
+    "batch_mesh-devices": (lambda: og.sharding.batch_mesh("cpu"), "devices"),
+    "open-huge": (lambda: og.gridworld.GridWorld.open(2**40, 2), "height"),
+    "astype-int": (lambda: MDP.astype(jnp.int32), "dtype"),
+    "plot_values-cmap": (lambda: og.plotting.plot_values(GRID, np.ones(104), cmap="nope"),
+                         "cmap"),
+    "plot_options-names": (lambda: og.plotting.plot_options(GRID, SMALL_OPTIONS, names=["a"]),
+                           "names"),
+    "plot_sweeps-empty-rows": (lambda: og.plotting.plot_sweeps(GRID, {}, [1]), "rows"),
+    "plot_sweeps-empty-sweeps": (lambda: og.plotting.plot_sweeps(
+        GRID, {"a": np.ones((3, 104))}, []), "sweeps"),
+    "plot_curves-list": (lambda: og.plotting.plot_curves([1, 2]), "curves"),
+    "envelope_gradient-budget": (lambda: og.envelope_gradient(MDP, 0.1, num_sweeps=2),
+                                 "num_sweeps"),
 }
+
+
+class _ToyEnv(gymnasium.Env):
+    """A one-state toy-text environment whose only outcome is `entry`."""
+
+    observation_space = gymnasium.spaces.Discrete(1)
+    action_space = gymnasium.spaces.Discrete(1)
+
+    def __init__(self, entry):
+        self.P = {0: {0: [entry]}}
+
+
+def _toy_env(entry):
+    return _ToyEnv(entry)
+
+
+def _reset(env):
+    env.reset(seed=0)
+    return env
 
 
 def test_the_table_is_large():
@@ -506,3 +587,15 @@ def test_legal_edge_cases_keep_working():
     assert windows.num_states == 104 and windows.shape == (13, 13)
     assert og.goal_task(GRID, np.int64(5)).num_states == 104
     assert og.random_mdp(np.uint32(3), 3, 2, 1).num_states == 3
+    # numpy scalars are settings like any other number (not traced by the compiled planner)
+    plan = og.soft_value_iteration(MDP, 0.1, tol=np.float64(1e-9), max_iter=np.int64(5000),
+                                   solver=og.solvers.Anderson(memory=np.int64(3)))
+    assert bool(plan.converged)
+    assert bool(og.smdp_value_iteration(REWARDS_O, TRANSITIONS_O, 0.1,
+                                        max_iter=np.int64(500)).converged)
+    # a raw uint32[2] key, numpy or JAX
+    og.random_mdp(np.array([0, 3], np.uint32), 3, 2, 1)
+    # a map's free rows at the top and bottom are rows, not blank lines
+    no_border = og.gridworld.GridWorld.from_ascii("   \n w \n   ")
+    assert no_border.shape == (3, 3) and no_border.num_states == 8
+    assert og.gridworld.GridWorld.from_ascii("\n  \n  \n").num_states == 4

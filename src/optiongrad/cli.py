@@ -101,7 +101,7 @@ def _four_rooms_config(args) -> FourRoomsConfig:
 
 def _irg_config(args) -> IRGConfig:
     if args.plan_sweeps is not None:
-        if args.planning_budget is not None:
+        if hasattr(args, "planning_budget"):
             raise ValueError("--plan-sweeps: conflicts with --budget (its new spelling)")
         print("optiongrad irg: --plan-sweeps is deprecated, use --budget", file=sys.stderr)
         args.planning_budget = args.plan_sweeps
@@ -158,8 +158,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"optiongrad {args.command}: error: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"optiongrad {args.command}: interrupted; continue with --resume",
-              file=sys.stderr)
+        hint = "; continue with --resume" if hasattr(args, "resume") else ""
+        print(f"optiongrad {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     return 2
 

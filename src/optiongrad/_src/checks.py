@@ -114,6 +114,8 @@ def number(value, name: str, *, low: Optional[float] = None, high: Optional[floa
         return None
     if not is_concrete(value):
         return value
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
     arr = to_numpy(value, name)
     if arr.ndim != 0:
         raise ValueError(f"{name}: expected a scalar, got shape {arr.shape}")
@@ -145,8 +147,19 @@ def integer(value, name: str, *, minimum: int = 1, maximum: Optional[int] = None
 
 
 def tolerance(value, name: str = "tol") -> Optional[float]:
-    """A stopping tolerance: None (the default) or a finite number `≥ 0`."""
-    return number(value, name, low=0.0, allow_none=True)
+    """A stopping tolerance: None (the default) or a finite number `≥ 0`, as a Python float
+    (a static setting of the compiled solve)."""
+    number(value, name, low=0.0, allow_none=True)
+    return None if value is None else float(value)
+
+
+#: The largest iteration count a solve takes (its counters are int32).
+MAX_ITERATIONS = 2**31 - 2
+
+
+def iterations(value, name: str = "max_iter", *, allow_none: bool = False) -> Optional[int]:
+    """An iteration limit: an integer in `[1, 2**31 − 2]` (the counters are int32)."""
+    return integer(value, name, maximum=MAX_ITERATIONS, allow_none=allow_none)
 
 
 def choice(value, name: str, choices: Sequence) -> None:
@@ -238,8 +251,9 @@ def substochastic(transitions, name: str) -> None:
                          "must sum to less than 1 (the discount γ is inside them)")
 
 
-def indices(x, name: str, size: int, *, scalar: bool = False):
-    """Integer state indices in `[0, size)`: one index when `scalar`, else a 1-d array."""
+def indices(x, name: str, size: int, *, scalar: bool = False, allow_empty: bool = False):
+    """Integer state indices in `[0, size)`: one index when `scalar`, else a 1-d array
+    (non-empty unless `allow_empty`)."""
     if not is_concrete(x):
         return x
     if isinstance(x, (bool, np.bool_)):
@@ -249,6 +263,8 @@ def indices(x, name: str, size: int, *, scalar: bool = False):
         raise ValueError(f"{name}: expected one state index, got shape {arr.shape}")
     if not scalar and arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-d array of state indices, got shape {arr.shape}")
+    if not scalar and arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name}: expected at least one state index, got none")
     bad = (arr < 0) | (arr >= size)
     if np.any(bad):
         value = int(arr[np.nonzero(bad)][0]) if arr.ndim else int(arr)
@@ -259,6 +275,13 @@ def indices(x, name: str, size: int, *, scalar: bool = False):
 def temperature(value, backup: str, name: str = "temperature"):
     """`τ > 0` for the smooth backups, `τ ≥ 0` for `max`; a finite scalar."""
     return number(value, name, low=0.0, low_open=backup != "max")
+
+
+def boolean(value, name: str) -> bool:
+    """A Python or numpy bool (not a number or a string that happens to be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
 
 
 def instance(value, name: str, cls, what: str) -> None:
@@ -274,9 +297,10 @@ def random_key(key, name: str = "key"):
         return jax.random.key(int(key))
     if not is_concrete(key):
         return key
-    if isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-                                      or (key.shape == (2,) and key.dtype == jnp.uint32)):
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
+    if isinstance(key, (jax.Array, np.ndarray)) and key.shape == (2,) and key.dtype == np.uint32:
+        return jnp.asarray(key)
     raise ValueError(f"{name}: expected a jax.random key or an integer seed, got {key!r:.60}")
 
 

@@ -19,9 +19,9 @@ within `max_iter` sweeps.
 
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -44,16 +44,15 @@ def _check(mdp: MDP, policy, method: str, rtol, max_iter, throw):
                            mdp.dtype)
     checks.choice(method, "method", METHODS)
     checks.tolerance(rtol, "rtol")
-    checks.integer(max_iter, "max_iter")
-    if not isinstance(throw, bool):
-        raise ValueError(f"throw: expected True or False, got {throw!r}")
+    checks.iterations(max_iter, "max_iter")
+    checks.boolean(throw, "throw")
     if method == "auto":
         method = "iterative" if mdp.is_sparse and mdp.num_states > DIRECT_MAX_STATES \
             else "direct"
     return policy, method
 
 
-@functools.partial(jax.jit, static_argnames=("operator", "rtol", "max_iter", "throw"))
+@eqx.filter_jit
 def _richardson(operator, params, init, rtol, max_iter, throw) -> Array:
     return fixed_point(operator, params, init, tol=0.0, rtol=rtol, max_iter=max_iter,
                        adjoint=Implicit(rtol=rtol, max_iter=max_iter),
@@ -99,7 +98,7 @@ def policy_evaluation(
         return jnp.linalg.solve(eye - mdp.discount * p_pi, r_pi)
     rtol = checks.default_rtol(mdp.dtype) if rtol is None else float(rtol)
     return _richardson(_value_sweep, (mdp, policy), jnp.zeros(mdp.num_states, mdp.dtype), rtol,
-                       max_iter, throw)
+                       int(max_iter), throw)
 
 
 def q_values(mdp: MDP, policy: Array, **kwargs) -> Array:
@@ -126,7 +125,8 @@ def occupancy(
         eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
         return jnp.linalg.solve((eye - mdp.discount * p_pi).T, mdp.initial)
     rtol = checks.default_rtol(mdp.dtype) if rtol is None else float(rtol)
-    return _richardson(_occupancy_sweep, (mdp, policy), mdp.initial, rtol, max_iter, throw)
+    return _richardson(_occupancy_sweep, (mdp, policy), mdp.initial, rtol, int(max_iter),
+                       throw)
 
 
 def expected_return(mdp: MDP, policy: Array, **kwargs) -> Array:

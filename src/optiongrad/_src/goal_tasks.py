@@ -34,6 +34,7 @@ from optiongrad._src import checks
 from optiongrad._src.deprecation import renamed
 from optiongrad._src.evaluation import expected_return
 from optiongrad._src.gridworld import GridWorld, navigation_mdp
+from optiongrad._src.implicit import nan_where
 from optiongrad._src.mdp import MDP
 from optiongrad._src.options import Options
 from optiongrad._src.planning import soft_value_iteration
@@ -100,17 +101,18 @@ def reference_returns(mdp: MDP, goals: Array) -> tuple[Array, Array, Array]:
     """The references that normalise returns on goal tasks, one `vmap` over `goals (T,)`:
     optimal `Q*` of each task by hard value iteration `(T, S, A)`, and the returns
     `s0 · V_π` of the optimal policy `(T,)` and of the uniform-random policy `(T,)`, so that
-    a return `J` normalises to `(J − J_random) / (J* − J_random)`. The optimal values of a task
-    whose hard value iteration did not converge are NaN."""
+    a return `J` normalises to `(J − J_random) / (J* − J_random)`. The optimal `Q*` and `J*`
+    of a task whose hard value iteration failed are NaN."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     goals = checks.indices(goals, "goals", mdp.num_states)
 
     def one(goal):
         task = goal_task(mdp, goal)
         optimal = soft_value_iteration(task, 0.0, backup="max")
-        q = jnp.where(optimal.converged, optimal.q, jnp.nan)
         uniform = jnp.full(task.rewards.shape, 1.0 / task.num_actions, task.dtype)
-        return q, expected_return(task, optimal.policy), expected_return(task, uniform)
+        return (nan_where(optimal.failed, optimal.q),
+                nan_where(optimal.failed, expected_return(task, optimal.policy)),
+                expected_return(task, uniform))
 
     return jax.vmap(one)(jnp.asarray(goals))
 

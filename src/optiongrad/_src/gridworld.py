@@ -46,6 +46,8 @@ ACTION_DELTAS = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])
 ACTION_NAMES = ("up", "right", "down", "left")
 #: Grids with more states than this get sparse transitions from `goal_task` by default.
 SPARSE_THRESHOLD = 1000
+#: The largest grid `GridWorld.open` builds (state indices are int32).
+MAX_CELLS = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -70,15 +72,16 @@ class GridWorld:
     def from_ascii(cls, text: str, slip: float = 0.0) -> "GridWorld":
         """Parse a map: one line per row, `w`/`#` walls, anything else free.
 
-        Lines end with `\\n`, `\\r\\n` or `\\r`. Leading and trailing blank lines are ignored;
-        rows must all have the same length. Cells outside the map count as walls.
+        Lines end with `\\n`, `\\r\\n` or `\\r`. Leading and trailing empty lines are ignored
+        (a line of spaces is a row of free cells); rows must all have the same length. Cells
+        outside the map count as walls.
         """
         if not isinstance(text, str):
             raise ValueError(f"text: expected a string, got {type(text).__name__}")
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        while lines and not lines[0].strip():
+        while lines and not lines[0]:
             lines.pop(0)
-        while lines and not lines[-1].strip():
+        while lines and not lines[-1]:
             lines.pop()
         if not lines:
             raise ValueError("text: the map is empty")
@@ -115,8 +118,10 @@ class GridWorld:
     @classmethod
     def open(cls, height: int, width: int, slip: float = 0.0) -> "GridWorld":
         """An open `height × width` room with no inner walls (at least 2 cells)."""
-        checks.integer(height, "height")
-        checks.integer(width, "width")
+        checks.integer(height, "height", maximum=MAX_CELLS)
+        checks.integer(width, "width", maximum=MAX_CELLS)
+        if height * width > MAX_CELLS:
+            raise ValueError(f"height: a {height}x{width} grid has more than {MAX_CELLS} cells")
         if height * width < 2:
             raise ValueError(f"height: a {height}x{width} grid has fewer than 2 cells")
         return cls.from_walls(np.zeros((height, width), dtype=bool), slip)
@@ -200,8 +205,8 @@ def navigation_mdp(
     """
     checks.instance(grid, "grid", GridWorld, "a GridWorld")
     dtype = checks.dtype(dtype)
-    if sparse is not None and not isinstance(sparse, bool):
-        raise ValueError(f"sparse: expected True, False or None, got {sparse!r}")
+    if sparse is not None:
+        checks.boolean(sparse, "sparse")
     next_states, probs, sparse = _grid_transitions(grid, sparse, dtype)
     s = grid.num_states
     if rewards is None:

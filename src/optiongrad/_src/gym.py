@@ -90,13 +90,7 @@ def _successors(table, num_states: int, num_actions: int):
                 raise ValueError(f"env: P[{s}][{a}] is missing or empty")
             row = []
             for item in outcomes:
-                if len(item) != 4:
-                    raise ValueError(f"env: P[{s}][{a}] entry {item!r} is not "
-                                     "(prob, next_state, reward, terminated)")
-                p, nxt, r, done = float(item[0]), int(item[1]), float(item[2]), bool(item[3])
-                if not (0.0 <= p <= 1.0) or not np.isfinite(r):
-                    raise ValueError(f"env: P[{s}][{a}] entry {item!r} has probability "
-                                     "outside [0, 1] or a non-finite reward")
+                p, nxt, r, done = _outcome(item, f"P[{s}][{a}]")
                 if not 0 <= nxt < num_states:
                     raise ValueError(f"env: P[{s}][{a}] next state {nxt} is outside "
                                      f"[0, {num_states})")
@@ -106,6 +100,27 @@ def _successors(table, num_states: int, num_actions: int):
                 raise ValueError(f"env: probabilities of P[{s}][{a}] sum to {total}, not 1")
             rows.append(row)
     return rows
+
+
+def _outcome(item, where: str) -> tuple[float, int, float, bool]:
+    """One toy-text outcome `(prob, next_state, reward, terminated)`, checked."""
+    if not isinstance(item, (tuple, list)) or len(item) != 4:
+        raise ValueError(f"env: {where} entry {item!r:.60} is not "
+                         "(prob, next_state, reward, terminated)")
+    p, nxt, r, done = item
+    real = (int, float, np.integer, np.floating)
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"env: {where} entry {item!r:.60} has a probability outside [0, 1]")
+    if isinstance(nxt, (bool, np.bool_)) or not isinstance(nxt, (int, np.integer)):
+        raise ValueError(f"env: {where} entry {item!r:.60} has a next state that is not an "
+                         "integer")
+    if isinstance(r, (bool, np.bool_)) or not isinstance(r, real) or not np.isfinite(r):
+        raise ValueError(f"env: {where} entry {item!r:.60} has a reward that is not a finite "
+                         "real number")
+    if not isinstance(done, (bool, np.bool_)):
+        raise ValueError(f"env: {where} entry {item!r:.60} has a terminated flag that is not "
+                         "a bool")
+    return float(p), int(nxt), float(r), bool(done)
 
 
 def from_gymnasium(
@@ -161,8 +176,8 @@ def from_gymnasium(
                          f"got {initial.shape}")
     checks.number(discount, "discount", low=0.0, high=1.0, high_open=True)
     dtype = checks.dtype(dtype)
-    if sparse is not None and not isinstance(sparse, bool):
-        raise ValueError(f"sparse: expected True, False or None, got {sparse!r}")
+    if sparse is not None:
+        checks.boolean(sparse, "sparse")
     transitions = SparseTransitions(next_states, jnp.asarray(probs, dtype))
     if not (size > SPARSE_THRESHOLD if sparse is None else sparse):
         transitions = transitions.todense()
@@ -187,6 +202,7 @@ def _host_dynamics(mdp: MDP):
 
 def absorbing_states(mdp: MDP) -> np.ndarray:
     """`(S,)` bool: states that every action keeps in place with probability 1 and reward 0."""
+    _check_mdp(mdp)
     next_states, _, probs = _host_dynamics(mdp)
     return _absorbing(next_states, probs, np.asarray(mdp.rewards, np.float64))
 
@@ -254,7 +270,7 @@ class TabularEnv(gymnasium.Env):
         return nxt, float(self._rewards[s, a]), prob
 
     def _check_action(self, action) -> int:
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise ValueError(f"action: {action!r} is not in {self.action_space}")
         return int(action)
 
@@ -332,6 +348,8 @@ class OptionsEnv(TabularEnv):
 
     def action_mask(self, state: Optional[int] = None) -> np.ndarray:
         """`(K,)` int8: 1 where the option can be started in `state` (default: current)."""
+        if state is not None:
+            state = int(checks.indices(state, "state", self.mdp.num_states, scalar=True))
         return self._initiation[:, self.state if state is None else state].astype(np.int8)
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):

@@ -134,6 +134,9 @@ def fixed_point(
     """
     solver, adjoint = resolve(solver, adjoint, differentiation=differentiation,
                               num_sweeps=num_sweeps, **deprecated)
+    if not callable(operator):
+        raise ValueError(f"operator: expected a function f(params, x), got "
+                         f"{type(operator).__name__}")
     if isinstance(solver, Newton):
         raise ValueError("solver: Newton (soft policy iteration) needs an MDP's structure; use "
                          "it with soft_value_iteration")
@@ -141,11 +144,10 @@ def fixed_point(
     if not jnp.issubdtype(jnp.result_type(init), jnp.floating):
         init = init.astype(jnp.result_type(float))
     dtype = jnp.result_type(init)
-    checks.tolerance(tol, "tol")
-    checks.tolerance(rtol, "rtol")
-    checks.integer(max_iter, "max_iter")
-    if not isinstance(throw, bool):
-        raise ValueError(f"throw: expected True or False, got {throw!r}")
+    tol = checks.tolerance(tol, "tol")
+    rtol = checks.tolerance(rtol, "rtol")
+    max_iter = checks.iterations(max_iter, "max_iter")
+    throw = checks.boolean(throw, "throw")
     adjoint_solver = FixedPointIteration()
     if isinstance(adjoint, Implicit):
         adjoint_solver = adjoint.solver or (
@@ -181,9 +183,11 @@ def fixed_point(
 
 
 def nan_where(failed: Array, value: Array) -> Array:
-    """`value` with NaN where `failed` (a bool array over `value`'s leading axes)."""
+    """`value` with NaN where `failed` (a bool array over `value`'s leading axes) — and NaN
+    gradients there too: `value` is multiplied by NaN, so every cotangent through it is NaN
+    (a `jnp.where` would pass a zero cotangent instead)."""
     failed = failed.reshape(failed.shape + (1,) * (value.ndim - failed.ndim))
-    return jnp.where(failed, jnp.nan, value)
+    return value * jnp.where(failed, jnp.nan, 1.0).astype(value.dtype)
 
 
 def _result(config: _Config, x: Array, residual: Array, limit: RESULTS) -> RESULTS:

@@ -96,6 +96,7 @@ class MDP(ValidatedPytree):
 
     def astype(self, dtype) -> "MDP":
         """The same MDP in another floating dtype."""
+        dtype = checks.dtype(dtype)
         return MDP(
             self.transitions.astype(dtype),
             self.rewards.astype(dtype),

@@ -35,6 +35,7 @@ from optiongrad._src.implicit import nan_where
 from optiongrad._src.mdp import MDP
 from optiongrad._src.planning import PlanResult, soft_value_iteration
 from optiongrad._src.rewards import Params, RewardModel
+from optiongrad._src.solvers import Unrolled, resolve
 
 Array = jax.Array
 
@@ -94,6 +95,12 @@ def envelope_gradient(mdp: MDP, temperature, **plan_kwargs) -> Array:
     """
     kind = plan_kwargs.get("backup", "logsumexp")
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    _, adjoint = resolve(plan_kwargs.get("solver"), plan_kwargs.get("adjoint"),
+                         differentiation=plan_kwargs.get("differentiation"),
+                         num_sweeps=plan_kwargs.get("num_sweeps"))
+    if isinstance(adjoint, Unrolled):
+        raise ValueError("num_sweeps: the envelope theorem holds at the fixed point, not after "
+                         "a budget of sweeps; differentiate soft_optimal_return instead")
     if kind == "boltzmann":
         raise ValueError(
             "backup: the envelope theorem does not apply to 'boltzmann' (its value is not the "

@@ -78,13 +78,11 @@ class ExtrinsicPlanner:
                  tol: Optional[float] = None):
         checks.choice(backup, "backup", BACKUPS)
         checks.temperature(temperature, backup)
-        checks.integer(num_sweeps, "num_sweeps", allow_none=True)
-        if not isinstance(include_primitives, bool):
-            raise ValueError(f"include_primitives: expected True or False, got "
-                             f"{include_primitives!r}")
+        checks.boolean(include_primitives, "include_primitives")
+        num_sweeps = checks.iterations(num_sweeps, "num_sweeps", allow_none=True)
         checks.tolerance(tol, "tol")
         for name, value in (("temperature", float(temperature)), ("num_sweeps", num_sweeps),
-                            ("include_primitives", include_primitives), ("backup", backup),
+                            ("include_primitives", bool(include_primitives)), ("backup", backup),
                             ("tol", None if tol is None else float(tol))):
             object.__setattr__(self, name, value)
 
@@ -122,6 +120,7 @@ def init_params(key, model: RewardModel, num_options: int, num_states: int, *,
     checks.instance(model, "model", RewardModel, "an optiongrad.rewards.RewardModel")
     checks.integer(num_options, "num_options")
     checks.integer(num_states, "num_states")
+    checks.boolean(learn_termination, "learn_termination")
     checks.number(termination_init, "termination_init", low=0.0, high=1.0, low_open=True,
                   high_open=True)
     rewards = jax.vmap(model.init)(jax.random.split(key, num_options))
@@ -317,6 +316,7 @@ def option_gradient_objective(
       "intrinsic_converged" and their `PlanResult`s under "intrinsic_plans". A failed planner
       makes the objective NaN.
     """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.number(diversity_weight, "diversity_weight")
     checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
     goals = checks.indices(goals, "goals", mdp.num_states)

@@ -105,13 +105,13 @@ def _plan(operator, params, init, temperature, mask, kind, tol, max_iter, solver
 
 def _prepare(kind, temperature, tol, max_iter, init, shape, layout, dtype, throw, solver,
              adjoint, differentiation, num_sweeps, deprecated):
-    """Check the arguments every planner shares; returns `(τ, Q_0, solver, adjoint)`."""
+    """Check the arguments every planner shares; returns `(τ, Q_0, tol, max_iter, solver,
+    adjoint)`, the settings as Python values (static in the compiled solve)."""
     checks.choice(kind, "backup", BACKUPS)
     checks.temperature(temperature, kind)
     checks.tolerance(tol, "tol")
-    checks.integer(max_iter, "max_iter")
-    if not isinstance(throw, bool):
-        raise ValueError(f"throw: expected True or False, got {throw!r}")
+    checks.iterations(max_iter, "max_iter")
+    checks.boolean(throw, "throw")
     solver, adjoint = resolve(solver, adjoint, differentiation=differentiation,
                               num_sweeps=num_sweeps, **deprecated)
     temperature = jnp.asarray(temperature, dtype)
@@ -121,7 +121,8 @@ def _prepare(kind, temperature, tol, max_iter, init, shape, layout, dtype, throw
         init = checks.as_array(init, "init", dtype=dtype)
         checks.shape(init, "init", shape, layout)
         checks.finite(init, "init")
-    return temperature, init, solver, adjoint
+    tol = None if tol is None else float(tol)
+    return temperature, init, tol, int(max_iter), solver, adjoint
 
 
 def soft_value_iteration(
@@ -172,7 +173,7 @@ def soft_value_iteration(
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     shape = (mdp.num_states, mdp.num_actions)
-    temperature, init, solver, adjoint = _prepare(
+    temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, shape, "(S, A)", mdp.dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
     if isinstance(solver, Newton):
@@ -242,8 +243,9 @@ def smdp_value_iteration(
     The keywords `reward=` and `transition=` are the deprecated spellings of the first two.
     """
     rewards = checks.as_array(rewards, "rewards")
-    if jnp.ndim(rewards) != 2:
-        raise ValueError(f"rewards: expected shape (S, K), got {jnp.shape(rewards)}")
+    if jnp.ndim(rewards) != 2 or 0 in jnp.shape(rewards):
+        raise ValueError(f"rewards: expected shape (S, K) with S, K >= 1, got "
+                         f"{jnp.shape(rewards)}")
     dtype = checks.float_dtype(rewards)
     rewards = rewards.astype(dtype)
     s, k = rewards.shape
@@ -252,7 +254,7 @@ def smdp_value_iteration(
     checks.finite(rewards, "rewards")
     checks.substochastic(transitions, "transitions")
     mask = initiation_mask(initiation, k, s)
-    temperature, init, solver, adjoint = _prepare(
+    temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, (s, k), "(S, K)", dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
     _refuse_newton(solver)
@@ -309,7 +311,7 @@ def intra_option_value_iteration(
     options.check_mdp(mdp)
     k, s = options.num_options, mdp.num_states
     mask = initiation_mask(options.initiation, k, s)
-    temperature, init, solver, adjoint = _prepare(
+    temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, (s, k), "(S, K)", mdp.dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
     _refuse_newton(solver)
@@ -330,6 +332,7 @@ def jacobian_spectral_radius(mdp: MDP, q: Array, temperature, backup: str = "log
     checks.temperature(temperature, backup)
     q = checks.as_array(q, "q", dtype=mdp.dtype)
     checks.shape(q, "q", (mdp.num_states, mdp.num_actions), "(S, A)")
+    checks.finite(q, "q")
     temperature = jnp.asarray(temperature, mdp.dtype)
 
     def t(x):

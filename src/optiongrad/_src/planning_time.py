@@ -46,9 +46,7 @@ _REFERENCE_MAX_ITER = 1_000_000  # sweeps allowed to compute the reference value
 
 def _models(mdp: MDP, options: Optional[Options], include_primitives: bool):
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
-    if not isinstance(include_primitives, bool):
-        raise ValueError(f"include_primitives: expected True or False, got "
-                         f"{include_primitives!r}")
+    checks.boolean(include_primitives, "include_primitives")
     if options is None:
         options = primitive_options(mdp.num_states, mdp.num_actions, mdp.dtype)
     elif include_primitives:
@@ -69,7 +67,7 @@ def sweep_values(
     """State values `V_k = m_τ(Q_k)` after `k = 0, 1, …, num_sweeps` sweeps from zero,
     shape `(num_sweeps + 1, S)` (Sutton et al. 1999, value propagation figure). Arguments as
     in `planning_sweeps`."""
-    checks.integer(num_sweeps, "num_sweeps")
+    checks.iterations(num_sweeps, "num_sweeps")
     rewards, transitions, initiation = _models(mdp, options, include_primitives)
     checks.choice(backup, "backup", BACKUPS)
     checks.temperature(temperature, backup)
@@ -143,14 +141,15 @@ def model_planning_sweeps(
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.choice(criterion, "criterion", CRITERIA)
-    checks.integer(max_sweeps, "max_sweeps")
+    checks.iterations(max_sweeps, "max_sweeps")
+    checks.boolean(throw, "throw")
     checks.number(epsilon, "epsilon", low=0.0, low_open=True)
     checks.choice(backup, "backup", BACKUPS)
     checks.temperature(temperature, backup)
     rewards = checks.as_array(rewards, "rewards", dtype=mdp.dtype)
-    if jnp.ndim(rewards) != 2 or rewards.shape[0] != mdp.num_states:
-        raise ValueError(f"rewards: expected shape (S, K) with S = {mdp.num_states}, got "
-                         f"{jnp.shape(rewards)}")
+    if jnp.ndim(rewards) != 2 or rewards.shape[0] != mdp.num_states or rewards.shape[1] < 1:
+        raise ValueError(f"rewards: expected shape (S, K) with S = {mdp.num_states}, K >= 1, "
+                         f"got {jnp.shape(rewards)}")
     k = rewards.shape[1]
     transitions = checks.as_array(transitions, "transitions", dtype=mdp.dtype)
     checks.shape(transitions, "transitions", (k, mdp.num_states, mdp.num_states), "(K, S, S)")

@@ -55,6 +55,9 @@ def plot_values(
     """
     checks.instance(grid, "grid", GridWorld, "a GridWorld")
     image = np.ma.masked_invalid(grid.values_to_image(values))
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(f"cmap: {cmap!r} is not a matplotlib colormap")
+    _check_marks(grid, marks)
     ax = _axes(ax)
     colormap = matplotlib.colormaps[cmap].with_extremes(bad="#404040")
     artist = ax.imshow(image, cmap=colormap, vmin=vmin, vmax=vmax, interpolation="nearest")
@@ -88,8 +91,8 @@ def plot_policy(
       marks: states to mark with a star.
     """
     checks.instance(grid, "grid", GridWorld, "a GridWorld")
-    policy = np.asarray(checks.policy(policy, "policy", (grid.num_states, 4), "(S, 4)",
-                                      np.float64))
+    policy = np.asarray(checks.policy(policy, "policy", (grid.num_states, 4), "(S, 4)", None),
+                        dtype=np.float64)
     states = np.arange(grid.num_states) if states is None else np.asarray(
         checks.indices(states, "states", grid.num_states))
     _check_marks(grid, marks)
@@ -118,7 +121,6 @@ def _check_marks(grid: GridWorld, marks) -> None:
 
 
 def _mark(grid: GridWorld, ax, marks) -> None:
-    _check_marks(grid, marks)
     for s in marks:
         r, c = grid.cells[int(s)]
         ax.plot(c, r, marker="*", color="red", markersize=12, markeredgecolor="black")
@@ -135,6 +137,10 @@ def plot_curves(
 ):
     """Line plot of named curves (`{label: y}` or `{label: (x, y)}`), with optional
     horizontal reference lines (`{label: y}`)."""
+    for name, value in (("curves", curves), ("hlines", hlines)):
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(f"{name}: expected a dict {{label: values}}, got "
+                             f"{type(value).__name__}")
     ax = _axes(ax)
     for label, curve in curves.items():
         if isinstance(curve, tuple):
@@ -170,6 +176,8 @@ def plot_options(
                          f"{grid.num_states} states")
     checks.integer(columns, "columns")
     k = options.num_options
+    if names is not None and len(names) != k:
+        raise ValueError(f"names: expected {k} names, one per option, got {len(names)}")
     rows = (k + columns - 1) // columns
     cols = min(columns, k)
     fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols, panel_size * rows + 0.4),
@@ -196,6 +204,10 @@ def plot_sweeps(grid: GridWorld, rows: dict, sweeps: Sequence[int], *, marks=(),
     """Value propagation: for each named row of `(n, S)` values-after-k-sweeps arrays, one
     heat-map per k in `sweeps` (Sutton, Precup & Singh 1999). Returns the figure."""
     checks.instance(grid, "grid", GridWorld, "a GridWorld")
+    if not isinstance(rows, dict) or not rows:
+        raise ValueError("rows: expected a non-empty dict {name: values after each sweep}")
+    if not len(sweeps):
+        raise ValueError("sweeps: expected at least one sweep count")
     names = list(rows)
     for name in names:
         values = checks.to_numpy(rows[name], f"rows[{name!r}]")

@@ -55,6 +55,7 @@ def tabular(num_states: int, num_actions: int, *, init_scale: float = 0.0, dtype
     def apply(theta, mdp):
         theta = checks.as_array(theta, "theta", dtype=mdp.dtype)
         checks.shape(theta, "theta", (mdp.num_states, mdp.num_actions), "(S, A)")
+        checks.finite(theta, "theta")
         return theta
 
     return RewardModel(_normal((num_states, num_actions), init_scale, dtype), apply, "tabular")
@@ -68,6 +69,7 @@ def state(num_states: int, *, init_scale: float = 0.0, dtype=None) -> RewardMode
     def apply(theta, mdp):
         theta = checks.as_array(theta, "theta", dtype=mdp.dtype)
         checks.shape(theta, "theta", (mdp.num_states,), "(S,)")
+        checks.finite(theta, "theta")
         return expectation(mdp.transitions, theta)
 
     return RewardModel(_normal((num_states,), init_scale, dtype), apply, "state")
@@ -89,6 +91,7 @@ def linear(features, *, init_scale: float = 0.0) -> RewardModel:
                              f"({mdp.num_states}, {mdp.num_actions})")
         w = checks.as_array(w, "w", dtype=mdp.dtype)
         checks.shape(w, "w", (phi.shape[-1],), "(F,)")
+        checks.finite(w, "w")
         if phi.ndim == 3:
             return phi @ w
         return expectation(mdp.transitions, phi @ w)

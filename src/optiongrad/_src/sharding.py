@@ -28,6 +28,9 @@ AXIS = "batch"
 
 def batch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
     """A 1-D mesh named "batch" over `devices` (default: all visible devices)."""
+    if devices is not None and (isinstance(devices, str) or not all(
+            isinstance(d, jax.Device) for d in devices)):
+        raise ValueError(f"devices: expected a sequence of jax.Device, got {devices!r:.60}")
     devices = jax.devices() if devices is None else list(devices)
     if not devices:
         raise ValueError("devices: need at least one device")
@@ -46,6 +49,8 @@ def shard_batch(tree: PyTree, mesh: Optional[Mesh] = None) -> PyTree:
     """Place every leaf of `tree` with its leading axis split across `mesh` (default:
     `batch_mesh()`). The batch size must be a multiple of the number of devices."""
     mesh = batch_mesh() if mesh is None else mesh
+    if not isinstance(mesh, Mesh):
+        raise ValueError(f"mesh: expected a jax.sharding.Mesh, got {type(mesh).__name__}")
     size = _batch_size(tree, "tree")
     if size % mesh.size:
         raise ValueError(f"tree: batch size {size} is not a multiple of the {mesh.size} "

@@ -149,8 +149,8 @@ class Anderson:
     patience: int = 20
 
     def __post_init__(self):
-        checks.integer(self.memory, "memory")
-        checks.integer(self.patience, "patience")
+        object.__setattr__(self, "memory", checks.integer(self.memory, "memory"))
+        object.__setattr__(self, "patience", checks.integer(self.patience, "patience"))
 
     def iterate(self, fn, x0, *, tol, rtol, max_iter, norm):
         """Accelerated, then plain; returns `(x, evaluations of fn, last residual)`."""
@@ -171,7 +171,7 @@ class Newton:
     max_steps: int = 100
 
     def __post_init__(self):
-        checks.integer(self.max_steps, "max_steps")
+        object.__setattr__(self, "max_steps", checks.iterations(self.max_steps, "max_steps"))
 
 
 
@@ -204,8 +204,9 @@ class Implicit:
     solver: Optional[Union[FixedPointIteration, Anderson]] = None
 
     def __post_init__(self):
-        checks.tolerance(self.rtol, "rtol")
-        checks.integer(self.max_iter, "max_iter", allow_none=True)
+        object.__setattr__(self, "rtol", checks.tolerance(self.rtol, "rtol"))
+        object.__setattr__(self, "max_iter",
+                           checks.iterations(self.max_iter, "max_iter", allow_none=True))
         if self.solver is not None and not isinstance(self.solver,
                                                       (FixedPointIteration, Anderson)):
             raise ValueError(f"solver: the adjoint is iterated by FixedPointIteration or "
@@ -220,7 +221,7 @@ class Unrolled:
     num_sweeps: int
 
     def __post_init__(self):
-        checks.integer(self.num_sweeps, "num_sweeps")
+        object.__setattr__(self, "num_sweeps", checks.iterations(self.num_sweeps, "num_sweeps"))
 
 
 Adjoint = Union[Implicit, Unrolled]
@@ -241,8 +242,8 @@ def resolve(solver: SolverLike = None, adjoint: Optional[Adjoint] = None, *,
         raise TypeError(f"unexpected keyword argument {sorted(unknown)[0]!r}")
     given = {k: v for k, v in deprecated.items() if v is not None}
     checks.tolerance(given.get("adjoint_rtol"), "adjoint_rtol")
-    for name in ("adjoint_max_iter", "memory"):
-        checks.integer(given.get(name), name, allow_none=True)
+    checks.iterations(given.get("adjoint_max_iter"), "adjoint_max_iter", allow_none=True)
+    checks.integer(given.get("memory"), "memory", allow_none=True)
     if given:
         warnings.warn(f"{', '.join(sorted(given))}: deprecated; pass "
                       "adjoint=og.solvers.Implicit(rtol=..., max_iter=...) or "
@@ -261,7 +262,7 @@ def resolve(solver: SolverLike = None, adjoint: Optional[Adjoint] = None, *,
         solver = Anderson(memory=given["memory"], patience=solver.patience)
     if differentiation is not None:
         checks.choice(differentiation, "differentiation", ("implicit", "unrolled"))
-    checks.integer(num_sweeps, "num_sweeps", allow_none=True)
+    checks.iterations(num_sweeps, "num_sweeps", allow_none=True)
     if adjoint is not None:
         if not isinstance(adjoint, (Implicit, Unrolled)):
             raise ValueError(f"adjoint: expected og.solvers.Implicit or og.solvers.Unrolled, "

@@ -92,21 +92,31 @@ def flag_names(cls) -> dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls, *, skip: Sequence[str] = ()) -> None:
-    """One argument per field with a flag (except `skip`), with the field's default."""
+    """One argument per field with a flag (except `skip`); the help shows the field's default.
+    A flag the user does not give is absent from the parsed namespace (`argparse.SUPPRESS`),
+    so `from_args` knows which flags were given."""
     for field in dataclasses.fields(cls):
         name = field.metadata.get("flag")
         if not name or field.name in skip:
             continue
-        kwargs = dict(dest=field.name, help=field.metadata["help"])
+        kwargs = dict(dest=field.name, default=argparse.SUPPRESS,
+                      help=f"{field.metadata['help']} (default: {_shown(field)})")
         if isinstance(field.default, bool):
-            kwargs.update(action="store_true", default=False)
+            kwargs.update(action="store_true")
         else:
             if not field.metadata.get("choices"):
                 kwargs["metavar"] = name.lstrip("-").upper().replace("-", "_")
-            kwargs.update(default=field.default,
-                          type=field.metadata.get("parse") or _parser_type(field),
+            kwargs.update(type=field.metadata.get("parse") or _parser_type(field),
                           choices=field.metadata.get("choices"))
         parser.add_argument(name, **kwargs)
+
+
+def _shown(field) -> str:
+    if isinstance(field.default, bool):
+        return "off"
+    if isinstance(field.default, tuple):
+        return ",".join(str(v) for v in field.default)
+    return "none" if field.default is None else str(field.default)
 
 
 def _parser_type(field):
@@ -135,13 +145,19 @@ def parse_integer(text: str) -> int:
 
 
 def from_args(cls, args: argparse.Namespace, **overrides):
-    """The config of parsed `args` (fields without a flag keep their defaults), validated;
-    a `ValueError` names the flag."""
+    """The config of parsed `args` (flags not given keep the field defaults), validated; a
+    `ValueError` names the flag. Flags given together that the class lists in its
+    `CONFLICTS` (pairs of field names) are refused whatever their values."""
+    given = [f.name for f in dataclasses.fields(cls) if hasattr(args, f.name)]
+    for a, b in getattr(cls, "CONFLICTS", ()):
+        if a in given and b in given:
+            flags = flag_names(cls)
+            raise ValueError(f"{flags[b]}: conflicts with {flags[a]}; give one")
     values = {}
     for field in dataclasses.fields(cls):
         if field.name in overrides:
             values[field.name] = overrides[field.name]
-        elif hasattr(args, field.name):
+        elif field.name in given:
             value = getattr(args, field.name)
             values[field.name] = (not value) if field.metadata.get("invert") else value
     config = cls(**values)

@@ -35,6 +35,7 @@ from optiongrad.experiments.io import atomic_write, prepare_output, write_json
 from optiongrad.experiments.training import CHECKPOINT, METRICS, run_record, train
 
 REWARDS = ("tabular", "state")
+CELLS = 104  # free cells of four rooms
 MAX_SWEEPS = 100  # primitives alone need 20 on four rooms at γ = 0.9
 RESULTS_FILE = "results.json"
 FIGURES = ("learning_curves.png", "learned_options.png", "methods.png")
@@ -97,6 +98,9 @@ class FourRoomsConfig:
         if self.num_options % 2:
             raise ValueError(f"num_options: expected an even number >= 2 (eigenoptions come in "
                              f"± pairs), got {self.num_options}")
+        if self.num_options > CELLS:
+            raise ValueError(f"num_options: at most the {CELLS} cells of four rooms (random "
+                             f"options need distinct subgoals), got {self.num_options}")
 
     @property
     def planner(self) -> og.ExtrinsicPlanner:
@@ -223,6 +227,7 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
         step, (params, optimiser.init(params)), run_record(dataclasses.asdict(c)),
         steps=c.steps, out_dir=out_dir, resume=resume, progress=progress,
         description="option gradient", finish_row=finish_row,
+        flags=cfg.flag_names(FourRoomsConfig),
         postfix=lambda row: {"train": f"{row['train_normalized']:.3f}",
                              "test": f"{row['test_normalized']:.3f}"})
     return state[0], rows

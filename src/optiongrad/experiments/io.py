@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import shutil
+import sys
 import tempfile
 from typing import Iterable, Mapping, Sequence
 
@@ -73,8 +74,9 @@ def prepare_output(out_dir: str, *, finished: str, unfinished: Sequence[str] = (
 
     * it must be a directory that can be created and written (`ValueError` naming `--out`);
     * if it holds a finished run (`finished`, e.g. results.json) or an unfinished one (any of
-      `unfinished`, e.g. checkpoint.npz), it is refused unless `resume` (continue it) or
-      `force` (start over: the files `outputs` of the old run are deleted first).
+      `unfinished`, e.g. checkpoint.npz), it is refused unless `resume` (continue it from its
+      checkpoint, which must then exist) or `force` (start over: the files `outputs` of the
+      old run are deleted first). Experiments with nothing to resume pass no `unfinished`.
     """
     if resume and force:
         raise ValueError("--force: conflicts with --resume (continue the run, or start over)")
@@ -88,7 +90,15 @@ def prepare_output(out_dir: str, *, finished: str, unfinished: Sequence[str] = (
         raise ValueError(f"--out: cannot write to {out_dir} ({err.strerror or err})") from None
     present = [name for name in (finished, *unfinished)
                if os.path.exists(os.path.join(out_dir, name))]
-    if not present or resume:
+    checkpoints = [name for name in unfinished if name in present]
+    if resume:
+        if finished in present and not checkpoints:
+            raise ValueError(f"--resume: {out_dir} holds a finished run ({finished}) but no "
+                             "checkpoint to continue; pass --force to start over")
+        if not present:
+            print(f"note: no checkpoint in {out_dir}; starting a new run", file=sys.stderr)
+        return
+    if not present:
         return
     if force:
         for name in outputs:
@@ -99,7 +109,8 @@ def prepare_output(out_dir: str, *, finished: str, unfinished: Sequence[str] = (
                 os.unlink(path)
         return
     if finished in present:
+        resume_hint = ", --resume to continue it" if unfinished else ""
         raise ValueError(f"--out: {out_dir} holds a finished run ({finished}); pass --force to "
-                         "overwrite it, --resume to continue it, or choose another --out")
+                         f"overwrite it{resume_hint}, or choose another --out")
     raise ValueError(f"--out: {out_dir} holds an unfinished run ({present[0]}); pass --resume "
                      "to continue it, --force to start over, or choose another --out")

@@ -1,4 +1,4 @@
-"""The intrinsic-reward-gradient demonstration (seed note, first section).
+"""The intrinsic-reward-gradient demonstration: learning a reward for a bounded planner.
 
 A *bounded* planner — soft value iteration with a short planning discount `γ_plan` (default
 0.5), or a fixed budget of sweeps — acting on the extrinsic four-rooms reward only "sees" the
@@ -55,11 +55,17 @@ class IRGConfig:
                                        check=cfg.real(0.0, low_open=True))
     slip: float = cfg.setting(0.0, "probability a move slips", flag="--slip",
                               check=cfg.real(0.0, 1.0))
-    seed: int = cfg.setting(0, "random seed", flag="--seed", check=cfg.whole(0, cfg.SEED_MAX))
+
+    #: A budget of sweeps replaces the planning discount: giving both is refused.
+    CONFLICTS = (("plan_discount", "planning_budget"),)
 
     def validate(self) -> None:
-        """Raise `ValueError` naming the first invalid field (the goal must be a free cell)."""
+        """Raise `ValueError` naming the first invalid field (the goal must be a free cell;
+        slip 0.75 makes every action the same uniform move, so there is nothing to learn)."""
         cfg.validate(self)
+        if self.slip == 0.75:
+            raise ValueError("slip: 0.75 makes every action the same uniform move: every policy "
+                             "has the same return, and there is nothing to learn")
         try:
             og.gridworld.four_rooms().state(*self.goal)
         except ValueError:
@@ -151,6 +157,7 @@ def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, resume: bool = 
         step, (theta0, optimiser.init(theta0)), run_record(dataclasses.asdict(config)),
         steps=config.steps, out_dir=out_dir, resume=resume, progress=progress,
         description="intrinsic reward", finish_row=finish_row, objective="return",
+        flags=cfg.flag_names(IRGConfig),
         postfix=lambda row: {"J": f"{row['return']:.4f}",
                              "norm": f"{row['normalized_return']:.3f}"})
 

@@ -50,6 +50,9 @@ class PlanningTimeConfig:
         if self.num_options % 2:
             raise ValueError(f"num_options: expected an even number >= 2, got "
                              f"{self.num_options}")
+        if self.num_options > 104:
+            raise ValueError(f"num_options: at most the 104 cells of four rooms (random "
+                             f"options need distinct subgoals), got {self.num_options}")
 
 
 def option_families(grid, config: PlanningTimeConfig) -> dict:

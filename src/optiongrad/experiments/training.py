@@ -31,15 +31,18 @@ class TrainingError(RuntimeError):
 
 
 def run_record(config_record: dict) -> dict:
-    """`config_record` plus what else changes the numbers: precision and JAX version."""
-    return {**config_record, "float64": bool(jax.config.jax_enable_x64),
-            "jax": jax.__version__}
+    """`config_record` plus what else changes the numbers: precision and JAX version, as it
+    reads back from JSON (tuples become lists), so a record compares equal to its checkpoint."""
+    record = {**config_record, "float64": bool(jax.config.jax_enable_x64),
+              "jax": jax.__version__}
+    return json.loads(json.dumps(record))
 
 
 def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[str] = None,
           resume: bool = False, progress: bool = True, description: str = "training",
           finish_row: Optional[Callable[[dict], dict]] = None, objective: str = "objective",
-          postfix: Callable[[dict], dict] = lambda row: {}):
+          postfix: Callable[[dict], dict] = lambda row: {},
+          flags: Optional[dict] = None):
     """Run `state, metrics = step(state)` for steps `start … steps − 1`.
 
     Args:
@@ -54,6 +57,7 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
       finish_row: adds derived columns to a row (e.g. normalised returns).
       objective: the metric that must stay finite.
       postfix: the progress bar's postfix of a row.
+      flags: `{record field: command-line flag}`, to name the flag when resuming is refused.
 
     Returns:
       `(state, rows)`: the final state and one metrics row per step (row `t` holds the
@@ -62,7 +66,7 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
     start, rows = 0, []
     path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT)
     if resume and path is not None and os.path.exists(path):
-        start, state, rows = load_checkpoint(path, record, state)
+        start, state, rows = load_checkpoint(path, record, state, flags)
         if start > steps:
             raise ValueError(f"--steps: the checkpoint in {out_dir} already holds {start} "
                              f"steps; resume with --steps >= {start}")
@@ -78,9 +82,11 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
         row["seconds"] = time.perf_counter() - tic
         if not np.isfinite(row[objective]):
             bar.close()
+            kept = (f"the checkpoint keeps the {t} steps before it" if out_dir is not None and t
+                    else "nothing was saved")
             raise TrainingError(f"step {t}: the {objective} is {row[objective]} (a planner "
-                                "failed or the updates diverged); the checkpoint keeps step "
-                                f"{t}; try a smaller learning rate or larger max_iter")
+                                f"failed or the updates diverged); {kept}; try a smaller "
+                                "learning rate")
         state = new_state
         rows.append(row)
         if out_dir is not None:
@@ -101,11 +107,12 @@ def save_checkpoint(path: str, record: dict, step: int, state, rows: list) -> No
     atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
-def load_checkpoint(path: str, record: dict, template):
-    """`(step, state, rows)` from a checkpoint made with the same `record` (but `steps`)."""
+def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = None):
+    """`(step, state, rows)` from a checkpoint made with the same `record` (but `steps`);
+    `flags` names the command-line flag of a record field in the refusal."""
     leaves, treedef = jax.tree.flatten(template)
-    damaged = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
-               json.JSONDecodeError)
+    damaged = (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError,
+               zipfile.BadZipFile, json.JSONDecodeError)
     try:
         with np.load(path) as data:
             saved = json.loads(str(data["record"]))
@@ -114,8 +121,12 @@ def load_checkpoint(path: str, record: dict, template):
             different = sorted(k for k in set(saved) | set(record)
                                if k != "steps" and saved.get(k) != record.get(k))
             if not different:
+                if data["step"].shape != () or data["step"].dtype.kind not in "iu":
+                    raise ValueError("its step is not an integer")
                 step = int(data["step"])
                 rows = json.loads(str(data["metrics"]))
+                if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                    raise ValueError("its metrics are not a list of rows")
                 loaded = [np.asarray(data[f"leaf_{i}"]) for i in range(len(leaves))]
                 extra = f"leaf_{len(leaves)}" in data.files
     except damaged as err:
@@ -123,9 +134,11 @@ def load_checkpoint(path: str, record: dict, template):
                          f"({type(err).__name__}: {err})") from None
     if different:
         name = different[0]
-        raise ValueError(f"--resume: the checkpoint {path} was made with {name}="
-                         f"{saved.get(name)!r}, this run has {name}={record.get(name)!r}; "
-                         "resume with the same settings or pass --force to start over")
+        flag = (flags or {}).get(name)
+        field = f"{name} ({flag})" if flag else name
+        raise ValueError(f"--resume: the checkpoint {path} was made with {field} = "
+                         f"{saved.get(name)!r}, this run has {record.get(name)!r}; resume "
+                         "with the same settings or pass --force to start over")
     for i, (old, new) in enumerate(zip(loaded, leaves)):
         if old.shape != np.shape(new) or old.dtype != np.asarray(new).dtype:
             raise ValueError(f"--resume: the checkpoint {path} holds array {i} as {old.dtype}"
