@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from optiongrad import cli
-from optiongrad.experiments.four_rooms import FourRoomsConfig
+from optiongrad.experiments.four_rooms import COLUMNS, FourRoomsConfig
+from optiongrad.experiments.io import RunLock
 from optiongrad.experiments.irg import IRGConfig, run_irg
 from optiongrad.experiments.training import save_checkpoint
 
@@ -75,7 +76,7 @@ def test_cli_irg_end_to_end_with_the_users_permissions_and_no_silent_overwrite(t
     assert "bounded planner" in proc.stdout
     data = json.loads((out / "results.json").read_text())
     assert data["config"]["steps"] == 5
-    written = sorted(os.listdir(out))
+    written = sorted(n for n in os.listdir(out) if not n.startswith("."))  # not the .lock
     assert {"results.json", "metrics.csv", "checkpoint.npz", "irg_learning_curve.png",
             "irg_reward.png"} <= set(written)
     for name in written:  # every output follows the umask, like a plain open() would
@@ -86,8 +87,10 @@ def test_cli_irg_end_to_end_with_the_users_permissions_and_no_silent_overwrite(t
     assert (out / "results.json").read_bytes() == before
     refused(optiongrad("irg", "--steps", "5", "--out", str(out), "--resume", "--force"),
             "--force", "--resume")
-    more = optiongrad("irg", "--steps", "6", "--out", str(out), "--resume")
+    more = optiongrad("irg", "--steps", "6", "--out", str(out), "--resume", umask=0o022)
     assert more.returncode == 0, more.stderr
+    for name in written:  # everything rewritten by the resumed run follows its umask
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == list(range(6))
     refused(optiongrad("irg", "--steps", "7", "--out", str(out), "--resume", "--lr", "0.2"),
@@ -179,37 +182,53 @@ def test_out_must_be_a_writable_directory(tmp_path, place):
 
 
 def _fake_run(out, **config):
-    """A checkpoint as a float64 four-rooms run with `config` would leave it."""
+    """A checkpoint as a float64 four-rooms run with `config` would leave it after one step
+    (its record and metrics; its state is not used by the refusals tested here)."""
     record = {**dataclasses.asdict(FourRoomsConfig(**config)), "float64": True}
     import jax
 
     record["jax"] = jax.__version__
-    save_checkpoint(str(out / "checkpoint.npz"), record, 1, (), [{"step": 0}])
+    row = {name: 0 for name in COLUMNS}
+    save_checkpoint(str(out / "checkpoint.npz"), record, 1, (), [row])
 
 
 def test_resume_refuses_another_precision_or_config(tmp_path):
     _fake_run(tmp_path)
     refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--float32"),
-            "--resume", "float64 = True", "this run has False")
+            "--resume", "float64 (--float32) = True", "this run has False")
     refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--lr", "0.2"),
             "--resume", "learning_rate (--lr) = 0.1", "this run has 0.2")
     refused(optiongrad("four-rooms", "--out", str(tmp_path)), "unfinished run", "--resume")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not-a-checkpoint",
-                                    "step-array", "metrics-number", "metrics-dict"])
+                                    "step-array", "metrics-number", "metrics-dict",
+                                    "metrics-missing-column", "metrics-text", "extra-leaf",
+                                    "nan-leaf"])
 def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
     _fake_run(tmp_path)
     path = tmp_path / "checkpoint.npz"
-    if damage in ("step-array", "metrics-number", "metrics-dict"):
-        import numpy as np
+    import numpy as np
 
+    if damage.startswith(("step", "metrics", "extra", "nan")):
         with np.load(path) as data:
             arrays = dict(data)
+        row = {name: 0 for name in COLUMNS}
         if damage == "step-array":
             arrays["step"] = np.arange(3)
+        elif damage == "metrics-number":
+            arrays["metrics"] = np.asarray("5")
+        elif damage == "metrics-dict":
+            arrays["metrics"] = np.asarray('{"a": 1}')
+        elif damage == "metrics-missing-column":
+            del row["test_normalized"]
+            arrays["metrics"] = np.asarray(json.dumps([row]))
+        elif damage == "metrics-text":
+            arrays["metrics"] = np.asarray(json.dumps([{**row, "objective": "abc"}]))
+        elif damage == "extra-leaf":
+            arrays["leaf_99"] = np.ones(2)
         else:
-            arrays["metrics"] = np.asarray("5" if damage == "metrics-number" else '{"a": 1}')
+            arrays["leaf_0"] = np.full(2, np.nan)
         np.savez(path, **arrays)
     elif damage == "garbage":
         path.write_bytes(os.urandom(2000))
@@ -217,9 +236,7 @@ def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
         path.write_bytes(path.read_bytes()[:300])
     elif damage == "empty":
         path.write_bytes(b"")
-    else:
-        import numpy as np
-
+    elif damage == "not-a-checkpoint":
         np.savez(path, something=np.ones(3))
     line = refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume"),
                    "checkpoint.npz", "damaged")
@@ -232,3 +249,14 @@ def test_planning_time_refuses_to_overwrite_a_finished_run(tmp_path):
                    "finished run", "--force")
     assert "--resume" not in line       # planning-time has nothing to resume
     refused(optiongrad("planning-time", "--out", str(tmp_path), "--options", "5"), "--options")
+
+
+def test_two_runs_cannot_share_an_output_directory(tmp_path):
+    with RunLock(str(tmp_path)):                       # a run in progress holds the lock
+        refused(optiongrad("irg", "--steps", "2", "--out", str(tmp_path)), "--out", "in use")
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_degenerate_normalisation_is_refused(tmp_path):
+    refused(optiongrad("irg", "--steps", "2", "--slip", "0.7500000000000001", "--out",
+                       str(tmp_path)), "slip", "same return")

@@ -184,6 +184,24 @@ def test_config_validation_names_the_field():
                           (dict(planning_budget=0), "planning_budget"),
                           (dict(temperature_mu=0.0), "temperature_mu"),
                           (dict(reward="linear"), "reward"), (dict(termination=0.0),
-                                                              "termination")]:
+                                                              "termination"),
+                          (dict(train_fraction=0.001), "train_fraction"),
+                          (dict(train_fraction=0.999), "train_fraction"),
+                          (dict(num_options=106), "num_options")]:
         with pytest.raises(ValueError, match=field):
             FourRoomsConfig(**kwargs).validate()
+
+
+def test_the_training_loop_stops_on_non_finite_parameters(tmp_path):
+    """A finite objective with a non-finite update stops the run before the state is saved."""
+    from optiongrad.experiments.training import TrainingError, train
+
+    def step(state):
+        bad = state["w"] * (np.nan if state["t"] >= 2 else 1.0)
+        return {"w": bad, "t": state["t"] + 1}, {"objective": jax.numpy.asarray(1.0)}
+
+    state = {"w": np.ones(2), "t": 0}
+    with pytest.raises(TrainingError, match="step 2: the update produced non-finite"):
+        train(step, state, {"a": 1}, steps=5, out_dir=str(tmp_path), progress=False)
+    with np.load(tmp_path / "checkpoint.npz") as data:
+        assert int(data["step"]) == 2 and np.isfinite(data["leaf_1"]).all()

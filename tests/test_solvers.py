@@ -188,6 +188,53 @@ def test_every_gradient_through_a_failed_solve_is_nan():
     assert np.isnan(q).all() and np.isnan(j_star).all() and np.isfinite(j_random).all()
 
 
+def test_a_warm_start_gets_a_nan_gradient_from_a_failed_solve_too():
+    mdp = og.random_mdp(0, 5, 3, 2)
+    for plan in (lambda i: og.soft_value_iteration(mdp, 0.1, max_iter=3, init=i).q.sum(),
+                 lambda i: og.fixed_point(lambda p, x: 0.9 * x + 1.0, None, i,
+                                          max_iter=3).value.sum()):
+        assert np.isnan(jax.grad(plan)(jnp.zeros((5, 3)))).all()
+        assert np.isnan(jax.jit(jax.grad(plan))(jnp.zeros((5, 3)))).all()
+    converged = jax.grad(lambda i: og.soft_value_iteration(mdp, 0.1, init=i).q.sum())
+    assert float(jnp.abs(converged(jnp.zeros((5, 3)))).max()) == 0.0
+
+
+def test_a_solve_that_overflows_is_nan_not_an_error_about_an_internal_argument():
+    """τ = 1e-310 is a legal temperature whose planner overflows: every composite function
+    reports NaN (as under jit), none refuses its own intermediate result."""
+    mdp = og.random_mdp(0, 5, 3, 2)
+    tiny = 1e-310
+    assert og.soft_value_iteration(mdp, tiny).result == RESULTS.nonfinite
+    assert np.isnan(og.soft_optimal_return(mdp, tiny))
+    assert np.isnan(og.planner_return(mdp.rewards, og.rewards.tabular(5, 3), mdp, tiny)[0])
+    assert np.isnan(og.envelope_gradient(mdp, tiny)).all()
+    prims = og.primitive_options(5, 3)
+    assert np.isnan(og.hierarchical_return(prims, mdp, og.ExtrinsicPlanner(tiny, None,
+                                                                           False))[0])
+    task = og.goal_task(og.gridworld.four_rooms(), 5, 0.9)
+    assert int(og.planning_sweeps(task, None, backup="logsumexp", temperature=1e-308)) == -1
+    with pytest.raises(RuntimeError, match="finite"):
+        og.planning_sweeps(task, None, backup="logsumexp", temperature=1e-308, throw=True)
+
+
+def test_results_still_unpack_as_in_0_1_with_a_warning():
+    mdp = og.random_mdp(0, 5, 3, 2)
+    plan = og.soft_value_iteration(mdp, 0.1)
+    with pytest.warns(DeprecationWarning, match="no longer a tuple"):
+        q, policy, iterations, residual, converged = plan
+    assert q is plan.q and bool(converged)
+    with pytest.warns(DeprecationWarning):
+        assert bool(plan[4]) and plan[0] is plan.q
+    with pytest.warns(DeprecationWarning):
+        value, *_, ok = og.fixed_point(lambda p, x: x / 2 + 1, None, jnp.zeros(2))
+    assert bool(ok) and np.allclose(value, 2.0)
+    with pytest.warns(DeprecationWarning):
+        from optiongrad.implicit import adjoint_solve
+    u = adjoint_solve(lambda v: 0.5 * v, jnp.ones(2), rtol=1e-12, max_iter=100,
+                      solver="anderson", memory=3)
+    np.testing.assert_allclose(u, 2.0)                     # u = g + u / 2
+
+
 def test_failed_option_planners_are_reported():
     env = og.gridworld.navigation_mdp(og.gridworld.four_rooms(), 0.99)
     model = og.rewards.state(104, init_scale=1.0)

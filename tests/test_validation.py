@@ -514,6 +514,49 @@ CASES = {
     "plot_curves-list": (lambda: og.plotting.plot_curves([1, 2]), "curves"),
     "envelope_gradient-budget": (lambda: og.envelope_gradient(MDP, 0.1, num_sweeps=2),
                                  "num_sweeps"),
+    # -- found by the second sweep ---------------------------------------------------------------
+    "MDP-discount-bool": (lambda: og.MDP(P, R, False), "discount"),
+    "replace-discount-bool": (lambda: MDP.replace(discount=np.array(False)), "discount"),
+    "planning_sweeps-epsilon-bool": (lambda: og.planning_sweeps(MDP, epsilon=np.array(True)),
+                                     "epsilon"),
+    "four_rooms-slip-bool-array": (lambda: og.gridworld.four_rooms(np.array(True)), "slip"),
+    "svi-temperature-bool-array": (lambda: og.soft_value_iteration(MDP, np.array(True)),
+                                   "temperature"),
+    "navigation_mdp-float16": (lambda: og.gridworld.navigation_mdp(GRID, 0.9,
+                                                                   dtype=np.float16), "dtype"),
+    "backup-max-temperature": (lambda: og.backup(np.zeros((S, A)), "x", "max"), "temperature"),
+    "backup-max-temperature-negative": (lambda: og.backup_policy(np.zeros((S, A)), -1.0, "max"),
+                                        "temperature"),
+    "fixed_point-dtype-mismatch": (lambda: og.fixed_point(
+        lambda th, x: 0.5 * x + th, np.float64(1.0), np.zeros(3, np.float32)), "operator"),
+    "fixed_point-shape-mismatch": (lambda: og.fixed_point(
+        lambda th, x: jnp.concatenate([x, x]), None, jnp.zeros(3)), "operator"),
+    "fixed_point-init-nan": (lambda: og.fixed_point(lambda p, x: x / 2, None,
+                                                    jnp.full(2, jnp.nan)), "init"),
+    "Anderson-memory-huge": (lambda: og.solvers.Anderson(memory=2**20), "memory"),
+    "subgoal_options-throw": (lambda: og.discovery.subgoal_options(ENV, [3], 0.1, throw=False),
+                              "throw"),
+    "sweep_values-uncovered": (lambda: og.sweep_values(MDP, OPTIONS, 2,
+                                                       include_primitives=False), "initiation"),
+    "sharded_vmap-mesh-axis": (lambda: og.sharding.sharded_vmap(
+        jnp.sin, jnp.ones(2), mesh=jax.sharding.Mesh(np.asarray(jax.devices()), ("x",))),
+        "mesh"),
+    "plot_values-marks-int": (lambda: og.plotting.plot_values(GRID, np.ones(104), marks=3),
+                              "marks"),
+    "plot_values-ax": (lambda: og.plotting.plot_values(GRID, np.ones(104), ax="x"), "ax"),
+    "plot_values-vmin": (lambda: og.plotting.plot_values(GRID, np.ones(104), vmin="x"), "vmin"),
+    "plot_policy-color": (lambda: og.plotting.plot_policy(GRID, np.full((104, 4), 0.25),
+                                                          color="notacolor"), "color"),
+    "plot_options-panel": (lambda: og.plotting.plot_options(GRID, SMALL_OPTIONS,
+                                                            panel_size=-1), "panel_size"),
+    "plot_curves-strings": (lambda: og.plotting.plot_curves({"a": "abc"}), "curves['a']"),
+    "plot_curves-none": (lambda: og.plotting.plot_curves({"a": None}), "curves['a']"),
+    "plot_curves-hline": (lambda: og.plotting.plot_curves({"a": [1, 2]}, hlines={"h": "x"}),
+                          "hlines['h']"),
+    "plot_curves-xy": (lambda: og.plotting.plot_curves({"a": ([1, 2], [1, 2, 3])}),
+                       "curves['a']"),
+    "plot_sweeps-generator": (lambda: og.plotting.plot_sweeps(
+        GRID, {"a": np.ones((3, 104))}, (k for k in [])), "sweeps"),
 }
 
 
@@ -529,6 +572,13 @@ class _ToyEnv(gymnasium.Env):
 
 def _toy_env(entry):
     return _ToyEnv(entry)
+
+
+class _Unhashable:
+    __hash__ = None
+
+    def __call__(self, x):
+        return 2 * x
 
 
 def _reset(env):
@@ -599,3 +649,12 @@ def test_legal_edge_cases_keep_working():
     no_border = og.gridworld.GridWorld.from_ascii("   \n w \n   ")
     assert no_border.shape == (3, 3) and no_border.num_states == 8
     assert og.gridworld.GridWorld.from_ascii("\n  \n  \n").num_states == 4
+    # half precision is promoted to float32 (the linear algebra needs 32 bits)
+    assert og.MDP(np.full((S, A, S), 1 / S, np.float16), R.astype(np.float16), 0.9).dtype \
+        == np.float32
+    # a generator of devices, an unhashable function, an empty list of states
+    og.sharding.batch_mesh(d for d in jax.devices())
+    og.sharding.sharded_vmap(_Unhashable(), jnp.ones(2))
+    og.plotting.plot_policy(GRID, np.full((104, 4), 0.25), states=[])
+    model = og.rewards.tabular(S, A, init_scale=1.0)
+    assert model.init(0).shape == (S, A)                                # an integer seed

@@ -39,8 +39,7 @@ def _check(q, temperature, kind, mask):
     if jnp.ndim(q) < 1 or jnp.shape(q)[-1] < 1:
         raise ValueError(f"q: expected shape (..., A) with A >= 1, got {jnp.shape(q)}")
     checks.finite(q, "q")
-    if kind != "max":
-        checks.temperature(temperature, kind)
+    checks.temperature(temperature, kind)
     if mask is not None:
         mask = checks.as_array(mask, "mask", kind="bool")
         checks.shape(mask, "mask", jnp.shape(q), "(..., A) like q")

@@ -47,9 +47,12 @@ def default_rtol(dtype) -> float:
 
 
 def float_dtype(*arrays):
-    """The floating dtype of `arrays` (JAX's default float when none is floating)."""
+    """The floating dtype of `arrays`: JAX's default float when none is floating, float32 at
+    least (half precision is promoted: the linear algebra needs 32 bits)."""
     dtype = jnp.result_type(*arrays) if arrays else jnp.result_type(float)
-    return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        return jnp.result_type(float)
+    return jnp.promote_types(dtype, jnp.float32)
 
 
 def _where(mask: np.ndarray) -> str:
@@ -117,6 +120,8 @@ def number(value, name: str, *, low: Optional[float] = None, high: Optional[floa
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}: expected a number, got {value!r}")
     arr = to_numpy(value, name)
+    if arr.dtype == np.bool_:
+        raise ValueError(f"{name}: expected a number, got a bool {arr!r}")
     if arr.ndim != 0:
         raise ValueError(f"{name}: expected a scalar, got shape {arr.shape}")
     v = float(arr)
@@ -312,6 +317,6 @@ def dtype(value, name: str = "dtype"):
         dt = np.dtype(value)
     except TypeError:
         raise ValueError(f"{name}: expected a floating dtype, got {value!r}") from None
-    if dt.kind != "f":
-        raise ValueError(f"{name}: expected a floating dtype, got {dt}")
+    if dt.kind != "f" or dt.itemsize < 4:
+        raise ValueError(f"{name}: expected float32 or float64, got {dt}")
     return jnp.result_type(dt)

@@ -40,6 +40,9 @@ def _plan_policies(mdp: MDP, rewards, temperature, **plan_kwargs):
     """`softmax(Q*_k/τ)` for a batch of reward tables `(K, S, A)` (vmapped planner); a planner
     that does not converge raises (`throw=True`)."""
     checks.temperature(temperature, plan_kwargs.get("backup", "logsumexp"))
+    if not plan_kwargs.pop("throw", True):
+        raise ValueError("throw: the option families always raise when a planner fails "
+                         "(their options must be concrete)")
 
     def plan(r):
         return soft_value_iteration(mdp.replace(rewards=r), temperature, throw=True,

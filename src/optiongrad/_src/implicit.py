@@ -72,6 +72,7 @@ class FixedPointResult(eqx.Module, Reported):
     iterations: Array
     residual: Array
     result: RESULTS
+    LEGACY_FIELDS = ("value", "iterations", "residual", "converged")
 
     def value_or_nan(self) -> Array:
         """`value`, NaN where the solve failed: how the functions that return plain arrays
@@ -143,7 +144,18 @@ def fixed_point(
     init = checks.as_array(init, "init")
     if not jnp.issubdtype(jnp.result_type(init), jnp.floating):
         init = init.astype(jnp.result_type(float))
+    checks.finite(init, "init")
     dtype = jnp.result_type(init)
+    try:
+        out = jax.eval_shape(operator, params, init)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"operator: cannot be applied to (params, init): {err}") from None
+    if not isinstance(out, jax.ShapeDtypeStruct) or (out.shape, out.dtype) != (init.shape,
+                                                                                dtype):
+        got = (f"{out.shape} {out.dtype}" if isinstance(out, jax.ShapeDtypeStruct)
+               else type(out).__name__)
+        raise ValueError(f"operator: returns {got} for init of {init.shape} {dtype}; a fixed "
+                         "point needs the same shape and dtype (cast init or params)")
     tol = checks.tolerance(tol, "tol")
     rtol = checks.tolerance(rtol, "rtol")
     max_iter = checks.iterations(max_iter, "max_iter")
@@ -230,7 +242,7 @@ def _implicit_bwd(op, config: _Config, saved, cotangents):
     x, params, init, converged = saved
     g = cotangents[0]
     _, vjp_x = jax.vjp(lambda y: op(params, y), x)
-    u, adjoint_ok = adjoint_solve(lambda v: vjp_x(v)[0], g, rtol=config.adjoint_rtol,
+    u, adjoint_ok = solve_adjoint(lambda v: vjp_x(v)[0], g, rtol=config.adjoint_rtol,
                                   max_iter=config.adjoint_max_iter,
                                   solver=config.adjoint_solver)
     if config.throw:
@@ -240,7 +252,7 @@ def _implicit_bwd(op, config: _Config, saved, cotangents):
     _, vjp_params = jax.vjp(lambda p: op(p, x), params)
     (params_bar,) = vjp_params(u)
     params_bar = jax.tree.map(lambda b: _nan_unless(ok, b), params_bar)
-    return params_bar, jnp.zeros_like(init)
+    return params_bar, _nan_unless(ok, jnp.zeros_like(init))
 
 
 def _nan_unless(ok, cotangent):
@@ -252,7 +264,7 @@ def _nan_unless(ok, cotangent):
 _implicit.defvjp(_implicit_fwd, _implicit_bwd)
 
 
-def adjoint_solve(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
+def solve_adjoint(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
                   max_iter: int, solver=None) -> tuple[Array, Array]:
     """Solve `u = g + Jᵀ u` by iterating `u_{k+1} = g + Jᵀ u_k` from `u_0 = g`.
 
@@ -273,3 +285,13 @@ def adjoint_solve(transposed_jacobian: Callable[[Array], Array], g: Array, *, rt
     ok = residual <= rtol * l1(u)
     return jnp.where(ok, u, jnp.nan), ok
 
+
+
+def adjoint_solve(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
+                  max_iter: int, solver: str = "iteration", memory: int = 5) -> Array:
+    """optiongrad 0.1's adjoint solve, kept for its callers: `u = g + Jᵀ u`, NaN if it did not
+    converge. (`fixed_point`'s implicit adjoint does this; use it instead.)"""
+    checks.choice(solver, "solver", ("iteration", "anderson"))
+    iterate = Anderson(memory=memory) if solver == "anderson" else FixedPointIteration()
+    return solve_adjoint(transposed_jacobian, g, rtol=float(rtol),
+                         max_iter=checks.iterations(max_iter, "max_iter"), solver=iterate)[0]

@@ -47,6 +47,7 @@ class MDP(ValidatedPytree):
     def __init__(self, transitions, rewards, discount, initial=None):
         sparse = isinstance(transitions, SparseTransitions)
         probs = transitions.probs if sparse else transitions
+        checks.number(discount, "discount", low=0.0, high=1.0, high_open=True)
         probs, rewards, discount = (
             checks.as_array(x, name) for x, name in
             ((probs, "transitions"), (rewards, "rewards"), (discount, "discount")))
@@ -137,7 +138,6 @@ def _check_values(transitions, rewards, discount, initial) -> None:
     checks.distribution_rows(transitions.probs if sparse else transitions, "transitions",
                              "(s, a)")
     checks.finite(rewards, "rewards")
-    checks.number(discount, "discount", low=0.0, high=1.0, high_open=True)
     checks.distribution_rows(initial, "initial")
 
 

@@ -74,7 +74,7 @@ def planner_return(
     discount = mdp.discount if plan_discount is None else jnp.asarray(plan_discount, mdp.dtype)
     planning_mdp = mdp.replace(rewards=model.apply(theta, mdp), discount=discount)
     plan = soft_value_iteration(planning_mdp, temperature, **plan_kwargs)
-    return nan_where(plan.failed, expected_return(mdp, plan.policy)), plan
+    return nan_where(plan.failed, expected_return(mdp, plan.usable_policy())), plan
 
 
 def soft_optimal_return(mdp: MDP, temperature, **plan_kwargs) -> Array:
@@ -82,7 +82,8 @@ def soft_optimal_return(mdp: MDP, temperature, **plan_kwargs) -> Array:
     `**plan_kwargs` as in `soft_value_iteration`; NaN if the planner failed."""
     kind = plan_kwargs.get("backup", "logsumexp")
     plan = soft_value_iteration(mdp, temperature, **plan_kwargs)
-    value = jnp.dot(mdp.initial, backup(plan.q, jnp.asarray(temperature, mdp.dtype), kind))
+    q = jnp.where(plan.failed, 0.0, plan.q)  # a failed plan's values may not be finite
+    value = jnp.dot(mdp.initial, backup(q, jnp.asarray(temperature, mdp.dtype), kind))
     return nan_where(plan.failed, value)
 
 
@@ -107,4 +108,5 @@ def envelope_gradient(mdp: MDP, temperature, **plan_kwargs) -> Array:
             "optimum of a regularised objective)"
         )
     plan = soft_value_iteration(mdp, temperature, **plan_kwargs)
-    return nan_where(plan.failed, occupancy(mdp, plan.policy)[:, None] * plan.policy)
+    policy = plan.usable_policy()
+    return nan_where(plan.failed, occupancy(mdp, policy)[:, None] * policy)

@@ -93,7 +93,10 @@ class ExtrinsicPlanner:
 
     def replace(self, **changes) -> "ExtrinsicPlanner":
         """A copy with some fields changed (validated)."""
-        return ExtrinsicPlanner(**{**dataclasses.asdict(self), **changes})
+        current = dataclasses.asdict(self)
+        if "planning_budget" in changes:
+            current.pop("num_sweeps")
+        return ExtrinsicPlanner(**{**current, **changes})
 
 
 class OptionParams(NamedTuple):
@@ -207,7 +210,7 @@ def smdp_return(rewards: Array, transitions: Array, initial: Array, planner: Ext
     plan = smdp_value_iteration(rewards, transitions, planner.temperature,
                                 initiation=initiation, backup=planner.backup, tol=planner.tol,
                                 num_sweeps=planner.num_sweeps)
-    value = smdp_policy_evaluation(rewards, transitions, plan.policy)
+    value = smdp_policy_evaluation(rewards, transitions, plan.usable_policy())
     initial = checks.as_array(initial, "initial", dtype=value.dtype)
     checks.shape(initial, "initial", value.shape, "(S,)")
     checks.distribution_rows(initial, "initial")

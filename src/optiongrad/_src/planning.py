@@ -71,6 +71,16 @@ class PlanResult(eqx.Module, Reported):
     iterations: Array
     residual: Array
     result: RESULTS
+    LEGACY_FIELDS = ("q", "policy", "iterations", "residual", "converged")
+
+    def usable_policy(self) -> Array:
+        """The policy where the solve did not fail, the uniform policy where it did: what the
+        functions that evaluate a plan's policy use, so that the evaluation runs (and is then
+        reported as NaN with `nan_where(plan.failed, …)`) instead of refusing a NaN policy."""
+        failed = self.failed.reshape(self.failed.shape + (1,) * 2)
+        uniform = jnp.full(self.policy.shape[-1:], 1.0 / self.policy.shape[-1],
+                           self.policy.dtype)
+        return jnp.where(failed, uniform, self.policy)
 
 
 def bellman(params, q, *, kind: str):

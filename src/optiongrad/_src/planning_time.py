@@ -36,6 +36,7 @@ from optiongrad._src.planning import (
     smdp_value_iteration,
     soft_value_iteration,
 )
+from optiongrad._src.solvers import RESULTS
 from optiongrad._src.transitions import expectation
 
 Array = jax.Array
@@ -72,7 +73,7 @@ def sweep_values(
     checks.choice(backup, "backup", BACKUPS)
     checks.temperature(temperature, backup)
     tau = jnp.asarray(temperature, mdp.dtype)
-    mask = None if initiation is None else initiation.T
+    mask = initiation_mask(initiation, rewards.shape[1], mdp.num_states)
     bellman = functools.partial(smdp_bellman, (rewards, transitions, tau, mask), kind=backup)
 
     def sweep(q, _):
@@ -96,8 +97,8 @@ def planning_sweeps(
     throw: bool = False,
 ) -> Array:
     """Number of sweeps from zero values until `criterion` holds (int32; `max_sweeps + 1` if it
-    never does, −1 if the reference values themselves did not converge — with `throw=True`
-    that raises a `RuntimeError` instead).
+    never does, −1 if the reference values themselves did not converge or a sweep's values
+    stopped being finite — with `throw=True` that raises a `RuntimeError` instead).
 
     Args:
       mdp: the primitive MDP (task).
@@ -186,14 +187,20 @@ def model_planning_sweeps(
             return jnp.all(~greedy | optimal_action)
 
     def cond(carry):
-        k, _, finished = carry
-        return (~finished) & (k <= max_sweeps)
+        k, _, finished, broken = carry
+        return (~finished) & (~broken) & (k <= max_sweeps)
 
     def body(carry):
-        k, q, _ = carry
+        k, q, _, _ = carry
         q_next = bellman(q)
-        return k + 1, q_next, done(apply_backup(q_next, tau, backup, mask))
+        v = apply_backup(q_next, tau, backup, mask)
+        broken = ~jnp.all(jnp.isfinite(v))            # a non-finite sweep is a failure
+        return k + 1, q_next, done(v) & ~broken, broken
 
-    start = (jnp.int32(1), jnp.zeros_like(rewards), done(jnp.zeros(mdp.num_states, mdp.dtype)))
-    k, _, finished = jax.lax.while_loop(cond, body, start)
-    return jnp.where(reference_ok, jnp.where(finished, k - 1, max_sweeps + 1), -1)
+    start = (jnp.int32(1), jnp.zeros_like(rewards), done(jnp.zeros(mdp.num_states, mdp.dtype)),
+             jnp.asarray(False))
+    k, _, finished, broken = jax.lax.while_loop(cond, body, start)
+    if throw:
+        k = RESULTS.nonfinite.error_if(k, broken)
+    ok = reference_ok & ~broken
+    return jnp.where(ok, jnp.where(finished, k - 1, max_sweeps + 1), -1)

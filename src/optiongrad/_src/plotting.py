@@ -23,6 +23,8 @@ from optiongrad._src.options import Options  # noqa: E402
 def _axes(ax):
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
+    elif not isinstance(ax, matplotlib.axes.Axes):
+        raise ValueError(f"ax: expected a matplotlib Axes or None, got {type(ax).__name__}")
     return ax
 
 
@@ -57,6 +59,8 @@ def plot_values(
     image = np.ma.masked_invalid(grid.values_to_image(values))
     if cmap not in matplotlib.colormaps:
         raise ValueError(f"cmap: {cmap!r} is not a matplotlib colormap")
+    checks.number(vmin, "vmin", allow_none=True)
+    checks.number(vmax, "vmax", allow_none=True)
     _check_marks(grid, marks)
     ax = _axes(ax)
     colormap = matplotlib.colormaps[cmap].with_extremes(bad="#404040")
@@ -94,7 +98,10 @@ def plot_policy(
     policy = np.asarray(checks.policy(policy, "policy", (grid.num_states, 4), "(S, 4)", None),
                         dtype=np.float64)
     states = np.arange(grid.num_states) if states is None else np.asarray(
-        checks.indices(states, "states", grid.num_states))
+        checks.indices(np.asarray(states, dtype=int) if len(states) == 0 else states,
+                       "states", grid.num_states, allow_empty=True))
+    if not matplotlib.colors.is_color_like(color):
+        raise ValueError(f"color: {color!r} is not a matplotlib color")
     _check_marks(grid, marks)
     ax = _axes(ax)
     if values is not None:
@@ -116,6 +123,8 @@ def plot_policy(
 
 
 def _check_marks(grid: GridWorld, marks) -> None:
+    if not isinstance(marks, (list, tuple, np.ndarray)):
+        raise ValueError(f"marks: expected a sequence of states, got {type(marks).__name__}")
     if len(marks):
         checks.indices(np.asarray(marks), "marks", grid.num_states)
 
@@ -141,6 +150,14 @@ def plot_curves(
         if value is not None and not isinstance(value, dict):
             raise ValueError(f"{name}: expected a dict {{label: values}}, got "
                              f"{type(value).__name__}")
+    for label, curve in curves.items():
+        parts = curve if isinstance(curve, tuple) else (curve,)
+        arrays = [checks.to_numpy(part, f"curves[{label!r}]") for part in parts]
+        if len(arrays) > 2 or any(a.ndim != 1 for a in arrays) or (
+                len(arrays) == 2 and arrays[0].shape != arrays[1].shape):
+            raise ValueError(f"curves[{label!r}]: expected y (n,) or (x (n,), y (n,))")
+    for label, y in (hlines or {}).items():
+        checks.number(y, f"hlines[{label!r}]")
     ax = _axes(ax)
     for label, curve in curves.items():
         if isinstance(curve, tuple):
@@ -175,6 +192,7 @@ def plot_options(
         raise ValueError(f"options: built for S = {options.num_states}, the grid has "
                          f"{grid.num_states} states")
     checks.integer(columns, "columns")
+    checks.number(panel_size, "panel_size", low=0.0, low_open=True)
     k = options.num_options
     if names is not None and len(names) != k:
         raise ValueError(f"names: expected {k} names, one per option, got {len(names)}")
@@ -206,8 +224,12 @@ def plot_sweeps(grid: GridWorld, rows: dict, sweeps: Sequence[int], *, marks=(),
     checks.instance(grid, "grid", GridWorld, "a GridWorld")
     if not isinstance(rows, dict) or not rows:
         raise ValueError("rows: expected a non-empty dict {name: values after each sweep}")
-    if not len(sweeps):
-        raise ValueError("sweeps: expected at least one sweep count")
+    try:
+        sweeps = [] if isinstance(sweeps, (str, bytes)) else list(sweeps)
+    except TypeError:
+        sweeps = []
+    if not sweeps:
+        raise ValueError("sweeps: expected a non-empty sequence of sweep counts")
     names = list(rows)
     for name in names:
         values = checks.to_numpy(rows[name], f"rows[{name!r}]")

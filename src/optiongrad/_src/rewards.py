@@ -39,6 +39,7 @@ def _normal(shape, scale: float, dtype):
     checks.number(scale, "init_scale", low=0.0)
 
     def init(key):
+        key = checks.random_key(key)
         if scale == 0.0:
             return jnp.zeros(shape, dtype)
         return scale * jax.random.normal(key, shape, dtype)

@@ -28,10 +28,13 @@ AXIS = "batch"
 
 def batch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
     """A 1-D mesh named "batch" over `devices` (default: all visible devices)."""
-    if devices is not None and (isinstance(devices, str) or not all(
-            isinstance(d, jax.Device) for d in devices)):
-        raise ValueError(f"devices: expected a sequence of jax.Device, got {devices!r:.60}")
-    devices = jax.devices() if devices is None else list(devices)
+    if devices is not None:
+        if isinstance(devices, str):
+            raise ValueError(f"devices: expected a sequence of jax.Device, got {devices!r:.60}")
+        devices = list(devices)
+        if not all(isinstance(d, jax.Device) for d in devices):
+            raise ValueError(f"devices: expected a sequence of jax.Device, got {devices!r:.60}")
+    devices = jax.devices() if devices is None else devices
     if not devices:
         raise ValueError("devices: need at least one device")
     return Mesh(np.asarray(devices), (AXIS,))
@@ -48,9 +51,7 @@ def _batch_size(tree: PyTree, name: str) -> int:
 def shard_batch(tree: PyTree, mesh: Optional[Mesh] = None) -> PyTree:
     """Place every leaf of `tree` with its leading axis split across `mesh` (default:
     `batch_mesh()`). The batch size must be a multiple of the number of devices."""
-    mesh = batch_mesh() if mesh is None else mesh
-    if not isinstance(mesh, Mesh):
-        raise ValueError(f"mesh: expected a jax.sharding.Mesh, got {type(mesh).__name__}")
+    mesh = _check_mesh(mesh)
     size = _batch_size(tree, "tree")
     if size % mesh.size:
         raise ValueError(f"tree: batch size {size} is not a multiple of the {mesh.size} "
@@ -79,9 +80,7 @@ def sharded_vmap(fn: Callable, batch: PyTree, *args, mesh: Optional[Mesh] = None
     """
     if not callable(fn):
         raise ValueError(f"fn: expected a function, got {type(fn).__name__}")
-    mesh = batch_mesh() if mesh is None else mesh
-    if not isinstance(mesh, Mesh):
-        raise ValueError(f"mesh: expected a jax.sharding.Mesh, got {type(mesh).__name__}")
+    mesh = _check_mesh(mesh)
     size = _batch_size(batch, "batch")
     padded_size = -(-size // mesh.size) * mesh.size
     if padded_size != size:
@@ -92,7 +91,27 @@ def sharded_vmap(fn: Callable, batch: PyTree, *args, mesh: Optional[Mesh] = None
     return jax.tree.map(lambda x: x[:size], out)
 
 
-@functools.lru_cache(maxsize=64)
+def _check_mesh(mesh: Optional[Mesh]) -> Mesh:
+    """`mesh`, or `batch_mesh()` when None; it must have the batch axis."""
+    mesh = batch_mesh() if mesh is None else mesh
+    if not isinstance(mesh, Mesh):
+        raise ValueError(f"mesh: expected a jax.sharding.Mesh, got {type(mesh).__name__}")
+    if AXIS not in mesh.axis_names:
+        raise ValueError(f"mesh: expected an axis named {AXIS!r}, got {mesh.axis_names}")
+    return mesh
+
+
 def _jit_vmap(fn: Callable) -> Callable:
-    """One compiled `vmap` per `fn` (a new `fn` object, e.g. a fresh lambda, recompiles)."""
+    """One compiled `vmap` per `fn` (a new `fn` object, e.g. a fresh lambda, recompiles);
+    unhashable callables are compiled each time."""
+    try:
+        return _cached_jit_vmap(fn)
+    except TypeError:
+        return _compile_vmap(fn)
+
+
+def _compile_vmap(fn: Callable) -> Callable:
     return jax.jit(lambda batch, *args: jax.vmap(lambda item: fn(item, *args))(batch))
+
+
+_cached_jit_vmap = functools.lru_cache(maxsize=64)(_compile_vmap)

@@ -77,9 +77,23 @@ def is_failure(result: RESULTS) -> Array:
 
 
 class Reported:
-    """Mixin of the result containers: `converged` and `failed` from their `result` code."""
+    """Mixin of the result containers: `converged` and `failed` from their `result` code, and
+    optiongrad 0.1's tuple layout (`LEGACY_FIELDS`, with `converged` last) for unpacking and
+    indexing, with a DeprecationWarning."""
 
     result: RESULTS
+    LEGACY_FIELDS: tuple = ()
+
+    def _legacy(self) -> tuple:
+        warnings.warn(f"{type(self).__name__} is no longer a tuple; use its attributes "
+                      f"({', '.join(self.LEGACY_FIELDS)})", DeprecationWarning, stacklevel=3)
+        return tuple(getattr(self, name) for name in self.LEGACY_FIELDS)
+
+    def __iter__(self):
+        return iter(self._legacy())
+
+    def __getitem__(self, index):
+        return self._legacy()[index]
 
     @property
     def converged(self) -> Array:
@@ -149,7 +163,7 @@ class Anderson:
     patience: int = 20
 
     def __post_init__(self):
-        object.__setattr__(self, "memory", checks.integer(self.memory, "memory"))
+        object.__setattr__(self, "memory", checks.integer(self.memory, "memory", maximum=1024))
         object.__setattr__(self, "patience", checks.integer(self.patience, "patience"))
 
     def iterate(self, fn, x0, *, tol, rtol, max_iter, norm):

@@ -18,6 +18,7 @@ with `resume=True` loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -38,6 +39,9 @@ REWARDS = ("tabular", "state")
 CELLS = 104  # free cells of four rooms
 MAX_SWEEPS = 100  # primitives alone need 20 on four rooms at γ = 0.9
 RESULTS_FILE = "results.json"
+#: The columns of metrics.csv, one row per training step.
+COLUMNS = ("step", "diversity", "grad_norm", "intrinsic_converged", "objective", "test_return",
+           "train_return", "train_normalized", "test_normalized", "seconds")
 FIGURES = ("learning_curves.png", "learned_options.png", "methods.png")
 BASELINES = ("hallway", "random", "eigenoptions")
 
@@ -98,6 +102,10 @@ class FourRoomsConfig:
         if self.num_options % 2:
             raise ValueError(f"num_options: expected an even number >= 2 (eigenoptions come in "
                              f"± pairs), got {self.num_options}")
+        train = int(round(self.train_fraction * CELLS))
+        if not 1 <= train <= CELLS - 1:
+            raise ValueError(f"train_fraction: {self.train_fraction} of {CELLS} goals leaves "
+                             "the training or the test set empty")
         if self.num_options > CELLS:
             raise ValueError(f"num_options: at most the {CELLS} cells of four rooms (random "
                              f"options need distinct subgoals), got {self.num_options}")
@@ -227,7 +235,7 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
         step, (params, optimiser.init(params)), run_record(dataclasses.asdict(c)),
         steps=c.steps, out_dir=out_dir, resume=resume, progress=progress,
         description="option gradient", finish_row=finish_row,
-        flags=cfg.flag_names(FourRoomsConfig),
+        flags=cfg.flag_names(FourRoomsConfig), columns=COLUMNS,
         postfix=lambda row: {"train": f"{row['train_normalized']:.3f}",
                              "test": f"{row['test_normalized']:.3f}"})
     return state[0], rows
@@ -272,9 +280,15 @@ def run_four_rooms(config: FourRoomsConfig, out_dir: Optional[str] = None, *,
     `out_dir` is checked first: a finished or unfinished run there is refused unless `resume`
     (continue it) or `force` (start over)."""
     config.validate()
+    lock = contextlib.nullcontext()
     if out_dir is not None:
-        prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
-                       outputs=output_files(config), resume=resume, force=force)
+        lock = prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
+                              outputs=output_files(config), resume=resume, force=force)
+    with lock:
+        return _run(config, out_dir, resume, progress)
+
+
+def _run(config: FourRoomsConfig, out_dir: Optional[str], resume: bool, progress: bool) -> dict:
     setup = Setup(config)
     params, rows = train_options(setup, out_dir, resume=resume, progress=progress)
     sets = {"learned": learned_options(setup, params), "primitives": None, **baselines(setup)}

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from optiongrad.experiments.io import save_figure
+
 COLOURS = {"learned": "C3", "primitives": "C7", "hallway": "C0", "random": "C2",
            "eigenoptions": "C1"}
 
@@ -35,12 +37,12 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "learning_curves.png"), dpi=120)
+    save_figure(fig, os.path.join(out_dir, "learning_curves.png"), dpi=120)
     plt.close(fig)
 
     fig = plotting.plot_options(setup.grid, learned, title="learned options: policy (arrows), "
                                 "termination β (red)")
-    fig.savefig(os.path.join(out_dir, "learned_options.png"), dpi=120)
+    save_figure(fig, os.path.join(out_dir, "learned_options.png"), dpi=120)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -66,7 +68,7 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
     ax.axhline(0, color="black", lw=0.8)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "methods.png"), dpi=120)
+    save_figure(fig, os.path.join(out_dir, "methods.png"), dpi=120)
     plt.close(fig)
 
 

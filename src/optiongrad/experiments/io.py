@@ -7,12 +7,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import fcntl
 import shutil
 import sys
 import tempfile
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+LOCK = ".lock"
 
 
 def _to_builtin(value):
@@ -67,12 +70,46 @@ def write_csv(path: str, rows: Iterable[Mapping]) -> None:
     atomic_write(path, write)
 
 
+class RunLock:
+    """An exclusive `flock` on `out_dir/.lock`, held while a run writes there, so that two runs
+    cannot share an output directory. Released by `release()` (or when the process ends)."""
+
+    def __init__(self, out_dir: str):
+        self.path = os.path.join(out_dir, LOCK)
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._file.close()
+            raise ValueError(f"--out: {out_dir} is in use by another run; wait for it or choose "
+                             "another --out") from None
+
+    def release(self) -> None:
+        """Release the lock (idempotent)."""
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def save_figure(fig, path: str, dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG atomically, with the user's permissions."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi), binary=True)
+
+
 def prepare_output(out_dir: str, *, finished: str, unfinished: Sequence[str] = (),
                    outputs: Sequence[str] = (), resume: bool = False,
-                   force: bool = False) -> None:
-    """Check `out_dir` before any work and make it ready.
+                   force: bool = False) -> RunLock:
+    """Check `out_dir` before any work, make it ready and lock it (use the returned `RunLock`
+    as a context manager around the run).
 
-    * it must be a directory that can be created and written (`ValueError` naming `--out`);
+    * it must be a directory that can be created and written (`ValueError` naming `--out`),
+      and no other run may be using it;
     * if it holds a finished run (`finished`, e.g. results.json) or an unfinished one (any of
       `unfinished`, e.g. checkpoint.npz), it is refused unless `resume` (continue it from its
       checkpoint, which must then exist) or `force` (start over: the files `outputs` of the
@@ -88,6 +125,16 @@ def prepare_output(out_dir: str, *, finished: str, unfinished: Sequence[str] = (
             pass
     except OSError as err:
         raise ValueError(f"--out: cannot write to {out_dir} ({err.strerror or err})") from None
+    lock = RunLock(out_dir)
+    try:
+        _check_previous_run(out_dir, finished, unfinished, outputs, resume, force)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _check_previous_run(out_dir, finished, unfinished, outputs, resume, force) -> None:
     present = [name for name in (finished, *unfinished)
                if os.path.exists(os.path.join(out_dir, name))]
     checkpoints = [name for name in unfinished if name in present]

@@ -10,6 +10,7 @@ reward problem of Singh, Lewis & Barto (2009) and Sorg, Singh & Lewis (2010).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Optional
@@ -22,11 +23,14 @@ import optax
 import optiongrad as og
 from optiongrad._src.deprecation import renamed
 from optiongrad.experiments import config as cfg
-from optiongrad.experiments.io import prepare_output, write_json
+from optiongrad.experiments.io import prepare_output, save_figure, write_json
 from optiongrad.experiments.training import CHECKPOINT, METRICS, run_record, train
 
 REWARDS = ("tabular", "state", "linear")
 RESULTS_FILE = "results.json"
+#: The columns of metrics.csv, one row per training step.
+COLUMNS = ("step", "return", "normalized_return", "planner_iterations", "planner_converged",
+           "grad_norm", "seconds")
 FIGURES = ("irg_learning_curve.png", "irg_reward.png")
 
 
@@ -113,10 +117,16 @@ def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, resume: bool = 
     Returns the results dictionary (also written as `results.json`).
     """
     config.validate()
+    lock = contextlib.nullcontext()
     if out_dir is not None:
-        prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
-                       outputs=(RESULTS_FILE, METRICS, CHECKPOINT, *FIGURES), resume=resume,
-                       force=force)
+        lock = prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
+                              outputs=(RESULTS_FILE, METRICS, CHECKPOINT, *FIGURES),
+                              resume=resume, force=force)
+    with lock:
+        return _run(config, out_dir, resume, progress)
+
+
+def _run(config: IRGConfig, out_dir: Optional[str], resume: bool, progress: bool) -> dict:
     grid = og.gridworld.four_rooms(config.slip)
     goal = grid.state(*config.goal)
     mdp = og.gridworld.goal_task(grid, goal, config.discount)
@@ -129,6 +139,10 @@ def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, resume: bool = 
     uniform = jnp.full((grid.num_states, 4), 0.25, mdp.dtype)
     j_star = float(og.expected_return(mdp, optimal.policy))
     j_rand = float(og.expected_return(mdp, uniform))
+    if not j_star - j_rand > 1e-6 * max(1.0, abs(j_star)):
+        raise ValueError(f"slip: with slip {config.slip} the optimal and the uniform-random "
+                         f"policies have the same return ({j_star:.6g}); normalised returns "
+                         "are undefined and there is nothing to learn")
 
     def normalise(j):
         return (j - j_rand) / (j_star - j_rand)
@@ -157,7 +171,7 @@ def run_irg(config: IRGConfig, out_dir: Optional[str] = None, *, resume: bool = 
         step, (theta0, optimiser.init(theta0)), run_record(dataclasses.asdict(config)),
         steps=config.steps, out_dir=out_dir, resume=resume, progress=progress,
         description="intrinsic reward", finish_row=finish_row, objective="return",
-        flags=cfg.flag_names(IRGConfig),
+        flags=cfg.flag_names(IRGConfig), columns=COLUMNS,
         postfix=lambda row: {"J": f"{row['return']:.4f}",
                              "norm": f"{row['normalized_return']:.3f}"})
 
@@ -201,7 +215,7 @@ def _figures(out_dir, grid, goal, mdp, model, theta0, theta, rows, normalise, ta
     )
     ax.set_ylim(-0.05, 1.05)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "irg_learning_curve.png"), dpi=120)
+    save_figure(fig, os.path.join(out_dir, "irg_learning_curve.png"), dpi=120)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
@@ -216,7 +230,7 @@ def _figures(out_dir, grid, goal, mdp, model, theta0, theta, rows, normalise, ta
     plotting.plot_policy(grid, best, axes[2], values=learned.max(axis=1), marks=[goal],
                          title="learned r_θ: max over actions\n(arrow: its action)")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "irg_reward.png"), dpi=120)
+    save_figure(fig, os.path.join(out_dir, "irg_reward.png"), dpi=120)
     plt.close(fig)
 
 

@@ -9,6 +9,7 @@ hallway options, and every option family as arrows + termination maps.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Optional
@@ -19,7 +20,7 @@ import numpy as np
 
 import optiongrad as og
 from optiongrad.experiments import config as cfg
-from optiongrad.experiments.io import prepare_output, write_json
+from optiongrad.experiments.io import prepare_output, save_figure, write_json
 
 GOALS = {"hallway (7,9)": (7, 9), "hallway (3,6)": (3, 6), "corner (1,1)": (1, 1),
          "corner (11,11)": (11, 11), "room centre (9,3)": (9, 3)}
@@ -73,10 +74,16 @@ def run_planning_time(config: PlanningTimeConfig, out_dir: Optional[str] = None,
     writes `planning_time.json` and figures to `out_dir` (when given; a finished run there is
     refused unless `force`); returns the results."""
     config.validate()
+    lock = contextlib.nullcontext()
     if out_dir is not None:
-        prepare_output(out_dir, finished=RESULTS_FILE, force=force,
-                       outputs=(RESULTS_FILE, "value_propagation.png",
-                                *(f"options_{name}.png" for name in FAMILIES)))
+        lock = prepare_output(out_dir, finished=RESULTS_FILE, force=force,
+                              outputs=(RESULTS_FILE, "value_propagation.png",
+                                       *(f"options_{name}.png" for name in FAMILIES)))
+    with lock:
+        return _run(config, out_dir, progress)
+
+
+def _run(config: PlanningTimeConfig, out_dir: Optional[str], progress: bool) -> dict:
     from tqdm.auto import tqdm
 
     grid = og.gridworld.four_rooms(config.slip)
@@ -117,12 +124,12 @@ def _figures(out_dir, grid, families, config) -> None:
             "hallway options": og.sweep_values(mdp, families["hallway"], 4)}
     fig = plotting.plot_sweeps(grid, rows, [1, 2, 3, 4], marks=[goal],
                                title="Value iteration from zero, goal in hallway (7,9)")
-    fig.savefig(os.path.join(out_dir, "value_propagation.png"), dpi=110)
+    save_figure(fig, os.path.join(out_dir, "value_propagation.png"), dpi=110)
     plt.close(fig)
     for name in FAMILIES:
         fig = plotting.plot_options(grid, families[name],
                                     title=f"{name} options (arrows: policy; red: termination)")
-        fig.savefig(os.path.join(out_dir, f"options_{name}.png"), dpi=110)
+        save_figure(fig, os.path.join(out_dir, f"options_{name}.png"), dpi=110)
         plt.close(fig)
 
 

@@ -42,7 +42,7 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
           resume: bool = False, progress: bool = True, description: str = "training",
           finish_row: Optional[Callable[[dict], dict]] = None, objective: str = "objective",
           postfix: Callable[[dict], dict] = lambda row: {},
-          flags: Optional[dict] = None):
+          flags: Optional[dict] = None, columns: Optional[tuple] = None):
     """Run `state, metrics = step(state)` for steps `start … steps − 1`.
 
     Args:
@@ -58,6 +58,8 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
       objective: the metric that must stay finite.
       postfix: the progress bar's postfix of a row.
       flags: `{record field: command-line flag}`, to name the flag when resuming is refused.
+      columns: the metrics columns, in order (each row is checked, and so are the rows of a
+        checkpoint).
 
     Returns:
       `(state, rows)`: the final state and one metrics row per step (row `t` holds the
@@ -66,7 +68,7 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
     start, rows = 0, []
     path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT)
     if resume and path is not None and os.path.exists(path):
-        start, state, rows = load_checkpoint(path, record, state, flags)
+        start, state, rows = load_checkpoint(path, record, state, flags, columns)
         if start > steps:
             raise ValueError(f"--steps: the checkpoint in {out_dir} already holds {start} "
                              f"steps; resume with --steps >= {start}")
@@ -87,6 +89,17 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
             raise TrainingError(f"step {t}: the {objective} is {row[objective]} (a planner "
                                 f"failed or the updates diverged); {kept}; try a smaller "
                                 "learning rate")
+        leaves = jax.tree.leaves(new_state)
+        if not all(np.all(np.isfinite(np.asarray(x))) for x in leaves
+                   if np.issubdtype(np.asarray(x).dtype, np.inexact)):
+            bar.close()
+            kept = (f"the checkpoint keeps the {t} steps before it" if out_dir is not None and t
+                    else "nothing was saved")
+            raise TrainingError(f"step {t}: the update produced non-finite parameters (the "
+                                f"gradient norm is {row.get('grad_norm', 'unknown')}); {kept}; "
+                                "try a smaller learning rate")
+        if columns is not None and tuple(row) != tuple(columns):
+            raise RuntimeError(f"metrics row has columns {tuple(row)}, expected {columns}")
         state = new_state
         rows.append(row)
         if out_dir is not None:
@@ -107,9 +120,11 @@ def save_checkpoint(path: str, record: dict, step: int, state, rows: list) -> No
     atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
-def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = None):
+def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = None,
+                    columns: Optional[tuple] = None):
     """`(step, state, rows)` from a checkpoint made with the same `record` (but `steps`);
-    `flags` names the command-line flag of a record field in the refusal."""
+    `flags` names the command-line flag of a record field in the refusal; `columns` are the
+    metrics columns every row must have."""
     leaves, treedef = jax.tree.flatten(template)
     damaged = (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError,
                zipfile.BadZipFile, json.JSONDecodeError)
@@ -124,22 +139,23 @@ def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = N
                 if data["step"].shape != () or data["step"].dtype.kind not in "iu":
                     raise ValueError("its step is not an integer")
                 step = int(data["step"])
-                rows = json.loads(str(data["metrics"]))
-                if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                    raise ValueError("its metrics are not a list of rows")
+                rows = _check_rows(json.loads(str(data["metrics"])), columns)
                 loaded = [np.asarray(data[f"leaf_{i}"]) for i in range(len(leaves))]
-                extra = f"leaf_{len(leaves)}" in data.files
+                extra = sum(name.startswith("leaf_") for name in data.files) != len(leaves)
     except damaged as err:
         raise ValueError(f"--resume: the checkpoint {path} is damaged or not a checkpoint "
                          f"({type(err).__name__}: {err})") from None
     if different:
         name = different[0]
-        flag = (flags or {}).get(name)
+        flag = {"float64": "--float32", **(flags or {})}.get(name)
         field = f"{name} ({flag})" if flag else name
         raise ValueError(f"--resume: the checkpoint {path} was made with {field} = "
                          f"{saved.get(name)!r}, this run has {record.get(name)!r}; resume "
                          "with the same settings or pass --force to start over")
     for i, (old, new) in enumerate(zip(loaded, leaves)):
+        if old.dtype.kind in "fc" and not np.all(np.isfinite(old)):
+            raise ValueError(f"--resume: the checkpoint {path} is damaged (array {i} holds "
+                             "non-finite values)")
         if old.shape != np.shape(new) or old.dtype != np.asarray(new).dtype:
             raise ValueError(f"--resume: the checkpoint {path} holds array {i} as {old.dtype}"
                              f"{list(old.shape)}, this run needs {np.asarray(new).dtype}"
@@ -148,3 +164,18 @@ def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = N
         raise ValueError(f"--resume: the checkpoint {path} is inconsistent (step {step}, "
                          f"{len(rows)} metrics rows)")
     return step, jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in loaded]), rows
+
+
+def _check_rows(rows, columns: Optional[tuple]) -> list:
+    """The metrics rows of a checkpoint: a list of dicts with the same columns (`columns` when
+    given), numbers or bools as values, and steps 0, 1, …"""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError("its metrics are not a list of rows")
+    expected = tuple(columns) if columns is not None else (tuple(rows[0]) if rows else ())
+    for i, row in enumerate(rows):
+        if tuple(row) != expected:
+            raise ValueError(f"its metrics row {i} has columns {tuple(row)}, expected "
+                             f"{expected}")
+        if not all(isinstance(v, (int, float)) for v in row.values()) or row.get("step") != i:
+            raise ValueError(f"its metrics row {i} is not a row of numbers for step {i}")
+    return rows
