@@ -189,13 +189,14 @@ def _fake_run(out, **config):
 
     record["jax"] = jax.__version__
     row = {name: 0 for name in COLUMNS}
+    row["intrinsic_converged"] = True
     save_checkpoint(str(out / "checkpoint.npz"), record, 1, (), [row])
 
 
 def test_resume_refuses_another_precision_or_config(tmp_path):
     _fake_run(tmp_path)
     refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--float32"),
-            "--resume", "float64 (--float32) = True", "this run has False")
+            "--resume", "computed in float64", "this run in float32 (--float32)")
     refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--lr", "0.2"),
             "--resume", "learning_rate (--lr) = 0.1", "this run has 0.2")
     refused(optiongrad("four-rooms", "--out", str(tmp_path)), "unfinished run", "--resume")
@@ -204,7 +205,8 @@ def test_resume_refuses_another_precision_or_config(tmp_path):
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not-a-checkpoint",
                                     "step-array", "metrics-number", "metrics-dict",
                                     "metrics-missing-column", "metrics-text", "extra-leaf",
-                                    "nan-leaf"])
+                                    "nan-leaf", "metrics-nan", "metrics-bool-step",
+                                    "metrics-negative-seconds", "metrics-flag"])
 def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
     _fake_run(tmp_path)
     path = tmp_path / "checkpoint.npz"
@@ -214,6 +216,7 @@ def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
         with np.load(path) as data:
             arrays = dict(data)
         row = {name: 0 for name in COLUMNS}
+        row["intrinsic_converged"] = True
         if damage == "step-array":
             arrays["step"] = np.arange(3)
         elif damage == "metrics-number":
@@ -225,6 +228,13 @@ def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
             arrays["metrics"] = np.asarray(json.dumps([row]))
         elif damage == "metrics-text":
             arrays["metrics"] = np.asarray(json.dumps([{**row, "objective": "abc"}]))
+        elif damage.startswith("metrics-"):
+            change = {"metrics-nan": {"objective": float("nan")},
+                      "metrics-bool-step": {"step": False},
+                      "metrics-negative-seconds": {"seconds": -1.0},
+                      "metrics-flag": {"intrinsic_converged": 5}}[damage]
+            good = {**row, "intrinsic_converged": True}
+            arrays["metrics"] = np.asarray(json.dumps([{**good, **change}]))
         elif damage == "extra-leaf":
             arrays["leaf_99"] = np.ones(2)
         else:

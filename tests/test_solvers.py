@@ -197,6 +197,12 @@ def test_a_warm_start_gets_a_nan_gradient_from_a_failed_solve_too():
         assert np.isnan(jax.jit(jax.grad(plan))(jnp.zeros((5, 3)))).all()
     converged = jax.grad(lambda i: og.soft_value_iteration(mdp, 0.1, init=i).q.sum())
     assert float(jnp.abs(converged(jnp.zeros((5, 3)))).max()) == 0.0
+    newton = jax.grad(lambda i: og.soft_value_iteration(mdp, 0.1, solver="newton", max_iter=1,
+                                                        tol=1e-300, init=i).q.sum())
+    assert np.isnan(newton(jnp.zeros((5, 3)))).all()
+    anderson = jax.grad(lambda i: og.fixed_point(lambda t, x: 0.5 * x + t, 1.0, i,
+                                                 solver="anderson", max_iter=1).value)
+    assert np.isnan(anderson(0.0))                         # a Python float init works too
 
 
 def test_a_solve_that_overflows_is_nan_not_an_error_about_an_internal_argument():
@@ -213,6 +219,15 @@ def test_a_solve_that_overflows_is_nan_not_an_error_about_an_internal_argument()
                                                                            False))[0])
     task = og.goal_task(og.gridworld.four_rooms(), 5, 0.9)
     assert int(og.planning_sweeps(task, None, backup="logsumexp", temperature=1e-308)) == -1
+    huge = mdp.replace(rewards=mdp.rewards * 1e308)
+    assert int(og.planning_sweeps(huge, None, criterion="values")) == -1
+    env = og.gridworld.navigation_mdp(og.gridworld.four_rooms(), 0.9)
+    model = og.rewards.state(104)
+    params = og.init_params(0, model, 2, 104)
+    value, aux = og.option_gradient_objective(params, model, env, [0, 1],
+                                              temperature_options=tiny,
+                                              planner=og.ExtrinsicPlanner())
+    assert np.isnan(value) and not np.any(aux["intrinsic_converged"])
     with pytest.raises(RuntimeError, match="finite"):
         og.planning_sweeps(task, None, backup="logsumexp", temperature=1e-308, throw=True)
 

@@ -555,6 +555,12 @@ CASES = {
                           "hlines['h']"),
     "plot_curves-xy": (lambda: og.plotting.plot_curves({"a": ([1, 2], [1, 2, 3])}),
                        "curves['a']"),
+    "plot_sweeps-nan-rows": (lambda: og.plotting.plot_sweeps(
+        GRID, {"a": np.full((3, 104), np.nan)}, [0]), "rows['a']"),
+    "batch_mesh-duplicates": (lambda: og.sharding.batch_mesh([jax.devices()[0]] * 2),
+                              "devices"),
+    "random_mdp-batched-key": (lambda: og.random_mdp(jax.random.split(jax.random.key(0), 3),
+                                                     3, 2, 1), "key"),
     "plot_sweeps-generator": (lambda: og.plotting.plot_sweeps(
         GRID, {"a": np.ones((3, 104))}, (k for k in [])), "sweeps"),
 }
@@ -652,6 +658,10 @@ def test_legal_edge_cases_keep_working():
     # half precision is promoted to float32 (the linear algebra needs 32 bits)
     assert og.MDP(np.full((S, A, S), 1 / S, np.float16), R.astype(np.float16), 0.9).dtype \
         == np.float32
+    assert og.Options(np.full((1, S, A), 0.5, np.float16), np.ones((1, S))).policy.dtype \
+        == np.float32
+    assert og.fixed_point(lambda p, x: x / 2, None, jnp.ones(2, jnp.float16)).value.dtype \
+        == jnp.float32
     # a generator of devices, an unhashable function, an empty list of states
     og.sharding.batch_mesh(d for d in jax.devices())
     og.sharding.sharded_vmap(_Unhashable(), jnp.ones(2))

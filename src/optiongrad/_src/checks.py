@@ -303,6 +303,8 @@ def random_key(key, name: str = "key"):
     if not is_concrete(key):
         return key
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"{name}: expected a single key, got a batch of shape {key.shape}")
         return key
     if isinstance(key, (jax.Array, np.ndarray)) and key.shape == (2,) and key.dtype == np.uint32:
         return jnp.asarray(key)

@@ -142,8 +142,7 @@ def fixed_point(
         raise ValueError("solver: Newton (soft policy iteration) needs an MDP's structure; use "
                          "it with soft_value_iteration")
     init = checks.as_array(init, "init")
-    if not jnp.issubdtype(jnp.result_type(init), jnp.floating):
-        init = init.astype(jnp.result_type(float))
+    init = jnp.asarray(init, checks.float_dtype(init))
     checks.finite(init, "init")
     dtype = jnp.result_type(init)
     try:

@@ -169,6 +169,19 @@ def make_options(
     policy of an option whose planner failed is NaN under a transformation (`jit`, `grad`);
     called on concrete values, a failed planner raises a `RuntimeError` naming the options.
     """
+    options, plans = _options(params, model, mdp, temperature, termination, plan_kwargs)
+    if checks.is_concrete(plans.q) and bool(jnp.any(plans.failed)):
+        raise RuntimeError(f"make_options: the intrinsic planners of options "
+                           f"{jnp.flatnonzero(plans.failed).tolist()} failed (iteration limit "
+                           "or non-finite values); raise max_iter or check the rewards")
+    policy = nan_where(plans.failed, options.policy) if not checks.is_concrete(plans.q) \
+        else options.policy
+    return Options(policy, options.termination, None), plans
+
+
+def _options(params, model, mdp, temperature, termination, plan_kwargs):
+    """The options of `make_options` with the uniform policy in place of a failed planner's
+    (so that they are valid `Options` even on concrete values), and the plans."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.instance(model, "model", RewardModel, "an optiongrad.rewards.RewardModel")
     _check_params(params, mdp)
@@ -179,15 +192,11 @@ def make_options(
                                     **plan_kwargs)
 
     plans = jax.vmap(plan)(params.reward)
-    if checks.is_concrete(plans.q) and bool(jnp.any(plans.failed)):
-        raise RuntimeError(f"make_options: the intrinsic planners of options "
-                           f"{jnp.flatnonzero(plans.failed).tolist()} failed (iteration limit "
-                           "or non-finite values); raise max_iter or check the rewards")
     if params.termination is None:
         beta = jnp.full(plans.policy.shape[:2], termination, mdp.dtype)
     else:
         beta = jax.nn.sigmoid(params.termination.astype(mdp.dtype))
-    return Options(nan_where(plans.failed, plans.policy), beta, None), plans
+    return Options(plans.usable_policy(), beta, None), plans
 
 
 @renamed(reward="rewards", transition="transitions")
@@ -323,9 +332,9 @@ def option_gradient_objective(
     checks.number(diversity_weight, "diversity_weight")
     checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
     goals = checks.indices(goals, "goals", mdp.num_states)
-    options, plans = make_options(params, model, mdp, temperature_options,
-                                  termination=termination, **plan_kwargs)
-    returns = goal_returns(options, mdp, goals, planner)
+    options, plans = _options(params, model, mdp, temperature_options, termination,
+                              plan_kwargs)
+    returns = nan_where(jnp.any(plans.failed), goal_returns(options, mdp, goals, planner))
     mean_return = jnp.mean(returns)
     div = diversity(options, mdp) if diversity_weight else jnp.zeros((), mean_return.dtype)
     objective = mean_return + diversity_weight * div

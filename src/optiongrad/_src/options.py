@@ -44,8 +44,8 @@ class Options(ValidatedPytree):
 
     def __init__(self, policy, termination, initiation=None):
         policy = checks.as_array(policy, "policy")
-        if is_concrete(policy) and not jnp.issubdtype(policy.dtype, jnp.floating):
-            policy = policy.astype(jnp.result_type(float))
+        if is_concrete(policy):
+            policy = policy.astype(checks.float_dtype(policy))
         if jnp.ndim(policy) != 3:
             raise ValueError(f"policy: expected shape (K, S, A), got {jnp.shape(policy)}")
         k, s, a = jnp.shape(policy)

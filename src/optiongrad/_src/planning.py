@@ -193,9 +193,10 @@ def soft_value_iteration(
         if mdp.is_sparse:
             raise ValueError("solver: Newton needs dense transitions (it solves S × S "
                              "systems); use FixedPointIteration or Anderson for sparse MDPs")
-        init, _ = policy_iteration_q(mdp, temperature, backup, init,
+        warm, _ = policy_iteration_q(mdp, temperature, backup, init,
                                      checks.default_tol(mdp.dtype) if tol is None else tol,
                                      max_steps=solver.max_steps)
+        init = warm + 0.0 * init  # the user's init still gets its (zero, or NaN) cotangent
         solver = FixedPointIteration()  # the sweeps that finish from the warm start
     return _plan(bellman, (mdp, temperature), init, temperature, None, backup, tol, max_iter,
                  solver, adjoint, throw)

@@ -167,7 +167,7 @@ def model_planning_sweeps(
         target = smdp_value_iteration(
             rewards, transitions, tau, initiation=initiation,
             backup=backup, tol=epsilon * 1e-3, max_iter=_REFERENCE_MAX_ITER, throw=throw)
-        v_target = apply_backup(target.q, tau, backup, mask)
+        v_target = apply_backup(jnp.where(target.failed, 0.0, target.q), tau, backup, mask)
         reference_ok = target.converged
 
         def done(v):
@@ -204,3 +204,4 @@ def model_planning_sweeps(
         k = RESULTS.nonfinite.error_if(k, broken)
     ok = reference_ok & ~broken
     return jnp.where(ok, jnp.where(finished, k - 1, max_sweeps + 1), -1)
+

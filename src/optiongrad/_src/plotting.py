@@ -233,6 +233,7 @@ def plot_sweeps(grid: GridWorld, rows: dict, sweeps: Sequence[int], *, marks=(),
     names = list(rows)
     for name in names:
         values = checks.to_numpy(rows[name], f"rows[{name!r}]")
+        checks.finite(values, f"rows[{name!r}]")
         if values.ndim != 2 or values.shape[1] != grid.num_states:
             raise ValueError(f"rows[{name!r}]: expected shape (n, S) with S = "
                              f"{grid.num_states}, got {values.shape}")

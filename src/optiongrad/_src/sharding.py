@@ -34,6 +34,8 @@ def batch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
         devices = list(devices)
         if not all(isinstance(d, jax.Device) for d in devices):
             raise ValueError(f"devices: expected a sequence of jax.Device, got {devices!r:.60}")
+        if len(set(devices)) != len(devices):
+            raise ValueError("devices: a device appears more than once")
     devices = jax.devices() if devices is None else devices
     if not devices:
         raise ValueError("devices: need at least one device")

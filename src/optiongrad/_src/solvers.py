@@ -95,6 +95,9 @@ class Reported:
     def __getitem__(self, index):
         return self._legacy()[index]
 
+    def __len__(self):
+        return len(self._legacy())
+
     @property
     def converged(self) -> Array:
         """`result == RESULTS.successful`: the residual met the tolerance (bool array)."""

@@ -12,6 +12,7 @@ stops the run (the checkpoint keeps the last good step).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import zipfile
@@ -147,7 +148,15 @@ def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = N
                          f"({type(err).__name__}: {err})") from None
     if different:
         name = different[0]
-        flag = {"float64": "--float32", **(flags or {})}.get(name)
+        if name == "float64":
+            def precision(x64):
+                return "float64" if x64 else "float32 (--float32)"
+
+            raise ValueError(f"--resume: the checkpoint {path} was computed in "
+                             f"{precision(saved.get(name))}, this run in "
+                             f"{precision(record.get(name))}; resume with the same precision "
+                             "or pass --force to start over")
+        flag = (flags or {}).get(name)
         field = f"{name} ({flag})" if flag else name
         raise ValueError(f"--resume: the checkpoint {path} was made with {field} = "
                          f"{saved.get(name)!r}, this run has {record.get(name)!r}; resume "
@@ -176,6 +185,21 @@ def _check_rows(rows, columns: Optional[tuple]) -> list:
         if tuple(row) != expected:
             raise ValueError(f"its metrics row {i} has columns {tuple(row)}, expected "
                              f"{expected}")
-        if not all(isinstance(v, (int, float)) for v in row.values()) or row.get("step") != i:
-            raise ValueError(f"its metrics row {i} is not a row of numbers for step {i}")
+        for name, value in row.items():
+            if not _plausible(name, value, i):
+                raise ValueError(f"its metrics row {i} has {name} = {value!r:.40}")
     return rows
+
+
+def _plausible(name: str, value, step: int) -> bool:
+    """A metrics value as the loop writes it: the step index, a bool for a convergence flag,
+    a non-negative count or time, a finite number otherwise."""
+    if name == "step":
+        return type(value) is int and value == step
+    if name.endswith("converged"):
+        return type(value) is bool
+    if type(value) not in (int, float) or abs(value) > 1e300 or not math.isfinite(value):
+        return False
+    if name == "seconds" or name.endswith("iterations"):
+        return value >= 0 and (name == "seconds" or float(value).is_integer())
+    return True
