@@ -59,7 +59,8 @@ def test_outputs_follow_the_design_formats(run_dir):
     assert config["steps"] == 3 and config["planning_budget"] == 3
     assert len(results["split"]["train"]) == 83 and len(results["split"]["test"]) == 21
     assert set(results["methods"]) == {"learned", "primitives", "hallway", "random",
-                                       "eigenoptions"}
+                                       "eigenoptions", "covering"}
+    assert config["map"] == "four-rooms"
     for scores in results["methods"].values():
         for subset in ("train", "test"):
             assert set(scores[subset]) >= {"return", "normalized_return", "planning_sweeps"}

@@ -14,6 +14,7 @@ from optiongrad import discovery, gridworld, gym, plotting, rewards, sharding, s
 from optiongrad._src import deprecation as _deprecation
 from optiongrad._src.backups import BACKUPS, backup, backup_policy
 from optiongrad._src.evaluation import expected_return, occupancy, policy_evaluation, q_values
+from optiongrad._src.goal_models import GoalModels, goal_model_returns, goal_models
 from optiongrad._src.goal_tasks import goal_option_models, goal_task, reference_returns
 from optiongrad._src.gym import OptionsEnv, TabularEnv, from_gymnasium
 from optiongrad._src.hierarchical import (
@@ -43,7 +44,12 @@ from optiongrad._src.planning import (
     smdp_value_iteration,
     soft_value_iteration,
 )
-from optiongrad._src.planning_time import model_planning_sweeps, planning_sweeps, sweep_values
+from optiongrad._src.planning_time import (
+    goal_planning_sweeps,
+    model_planning_sweeps,
+    planning_sweeps,
+    sweep_values,
+)
 from optiongrad._src.rollouts import rollout, sample_returns
 from optiongrad._src.solvers import RESULTS
 from optiongrad._src.transitions import SparseTransitions
@@ -66,7 +72,8 @@ __all__ = [
     "intra_option_policy_evaluation", "flat_policy_evaluation", "rollout", "sample_returns",
     "planning_sweeps", "model_planning_sweeps", "sweep_values",
     # goal tasks and the option gradient
-    "goal_task", "goal_option_models", "reference_returns", "ExtrinsicPlanner",
+    "goal_task", "goal_models", "GoalModels", "goal_model_returns", "goal_option_models",
+    "goal_planning_sweeps", "reference_returns", "ExtrinsicPlanner",
     "OptionParams", "init_params", "make_options", "option_gradient_objective",
     "goal_returns", "hierarchical_return",
     # gymnasium

@@ -1,7 +1,9 @@
 """The `optiongrad` command line.
 
 ```text
-optiongrad four-rooms [--out DIR] [--steps N] ...  the option-gradient experiment
+optiongrad four-rooms [--out DIR] [--steps N] ...  the option-gradient experiment (main job)
+optiongrad learn-options --map PATH|NAME ...       the same on any map (four-rooms, nine-rooms,
+                                                   twenty-five-rooms or an ASCII file)
 optiongrad irg [--out DIR] [--steps N] ...         intrinsic-reward-gradient demonstration
 optiongrad planning-time [--out DIR] ...           sweeps saved by options (Sutton et al. 1999)
 ```
@@ -20,11 +22,11 @@ import sys
 from typing import Optional, Sequence
 
 from optiongrad.experiments import config as cfg
-from optiongrad.experiments.four_rooms import FourRoomsConfig
+from optiongrad.experiments.learn_options import LearnOptionsConfig
 from optiongrad.experiments.irg import IRGConfig
 from optiongrad.experiments.planning_time import PlanningTimeConfig
 
-_BUDGET = FourRoomsConfig.__dataclass_fields__["planning_budget"].default
+_BUDGET = LearnOptionsConfig.__dataclass_fields__["planning_budget"].default
 
 
 def _add_run_flags(parser: argparse.ArgumentParser, default_out: str, *,
@@ -42,7 +44,8 @@ def _add_run_flags(parser: argparse.ArgumentParser, default_out: str, *,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `optiongrad` argument parser: sub-commands `four-rooms`, `irg`, `planning-time`."""
+    """The `optiongrad` argument parser: sub-commands `four-rooms`, `learn-options`, `irg`,
+    `planning-time`."""
     parser = argparse.ArgumentParser(
         prog="optiongrad",
         description="Differentiable planning in tabular MDPs: experiments.",
@@ -51,20 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub_parser = functools.partial(sub.add_parser,
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
-    fr = sub_parser(
+    _add_learn_options(sub_parser(
         "four-rooms", help="learn options by the option gradient on four rooms (main job)",
         description="Learn K options on 80% of the four-rooms goals by the option gradient "
         "(options planned from learned intrinsic rewards, a policy over options planned with "
         "a budget of N sweeps, gradient through both planners) and compare them with "
-        "primitives, hallway options, random options and eigenoptions on the held-out 20%.",
-    )
-    _add_run_flags(fr, "runs/four-rooms")
-    cfg.add_arguments(fr, FourRoomsConfig, skip=("planning_budget",))
-    fr.add_argument("--budget", type=cfg.parse_integer, default=argparse.SUPPRESS,
-                    metavar="N", help=f"planning budget N: sweeps of the SMDP planner from "
-                    f"zero values (default: {_BUDGET})")
-    fr.add_argument("--converged", action="store_true",
-                    help="plan the policy over options to convergence (implicit gradient)")
+        "primitives, hallway options, random options, eigenoptions and covering options on "
+        "the held-out 20%. The same as learn-options --map four-rooms.",
+    ), "runs/four-rooms", skip=("map",))
+    _add_learn_options(sub_parser(
+        "learn-options", help="the four-rooms protocol on any map",
+        description="The option-gradient experiment of four-rooms on any ASCII map: every "
+        "free cell a goal, a seeded 80/20 split, every method scored the same way.",
+    ), "runs/learn-options")
 
     irg = sub_parser(
         "irg", help="learn an intrinsic reward for a bounded planner on four rooms",
@@ -89,13 +91,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _four_rooms_config(args) -> FourRoomsConfig:
+def _add_learn_options(parser: argparse.ArgumentParser, default_out: str, *,
+                       skip: tuple = ()) -> None:
+    _add_run_flags(parser, default_out)
+    cfg.add_arguments(parser, LearnOptionsConfig, skip=("planning_budget", *skip))
+    parser.add_argument("--budget", type=cfg.parse_integer, default=argparse.SUPPRESS,
+                        metavar="N", help=f"planning budget N: sweeps of the SMDP planner from "
+                        f"zero values (default: {_BUDGET})")
+    parser.add_argument("--converged", action="store_true",
+                        help="plan the policy over options to convergence (implicit gradient)")
+    parser.add_argument("--seeds", default=None, metavar="SEEDS",
+                        help="run these seeds (e.g. 0-4 or 0,3,7) into OUT/seed-<n> and write "
+                        "their aggregate (summary.json, summary.png): mean and 95%% interval "
+                        "of every method, paired difference learned − best baseline")
+
+
+def _learn_options_config(args) -> LearnOptionsConfig:
     budget = getattr(args, "budget", None)
     if args.converged and budget is not None:
         raise ValueError("--converged: conflicts with --budget (a budget of sweeps, or "
                          "planning to convergence: give one)")
+    if args.seeds is not None and hasattr(args, "seed"):
+        raise ValueError("--seeds: conflicts with --seed; give one")
     budget = _BUDGET if budget is None else budget
-    return cfg.from_args(FourRoomsConfig, args,
+    return cfg.from_args(LearnOptionsConfig, args,
                          planning_budget=None if args.converged else budget)
 
 
@@ -113,12 +132,26 @@ def _run(args) -> int:
 
     jax.config.update("jax_enable_x64", not args.float32)
     progress = not args.quiet
-    if args.command == "four-rooms":
-        from optiongrad.experiments.four_rooms import format_table, output_files, run_four_rooms
+    if args.command in ("four-rooms", "learn-options"):
+        from optiongrad.experiments import seeds
+        from optiongrad.experiments.learn_options import (
+            format_table,
+            output_files,
+            run_learn_options,
+        )
 
-        config = _four_rooms_config(args)
-        results = run_four_rooms(config, args.out, resume=args.resume, force=args.force,
-                                 progress=progress)
+        config = _learn_options_config(args)
+        if args.seeds is not None:
+            chosen = seeds.parse_seeds(args.seeds)
+            summary = seeds.run_seeds(config, chosen, args.out, resume=args.resume,
+                                      force=args.force, progress=progress)
+            print(seeds.format_summary(summary))
+            names = (seeds.SUMMARY_FILE, seeds.SUMMARY_FIGURE,
+                     *(f"seed-{s}/" for s in chosen))
+            print(f"\nwrote {os.path.join(args.out, '')}{{{', '.join(names)}}}")
+            return 0
+        results = run_learn_options(config, args.out, resume=args.resume, force=args.force,
+                                    progress=progress)
         files = output_files(config)
     elif args.command == "irg":
         from optiongrad.experiments.irg import FIGURES, RESULTS_FILE, format_table, run_irg

@@ -18,6 +18,10 @@ of the environment's dynamics with an intrinsic reward `r_k`:
 
 Potentials are rescaled to the range [0, 1], so τ is comparable across options.
 
+* **Covering options** (`covering_options`; Jinnai, Park, Abel & Konidaris 2019): subgoal
+  options toward the two ends of the Fiedler vector of the state graph, one pair at a time, the
+  graph gaining the edge between them before the next pair.
+
 * **Hallway options** (`hallway_options`; Sutton, Precup & Singh 1999): on a grid, two per
   room (one per hallway of the room), each taking the agent by a shortest path to its hallway.
 """
@@ -27,13 +31,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
 
 from optiongrad._src import checks
 from optiongrad._src.gridworld import GridWorld, rooms_and_hallways
 from optiongrad._src.mdp import MDP
 from optiongrad._src.options import Options
 from optiongrad._src.planning import soft_value_iteration
-from optiongrad._src.transitions import expectation, to_dense
+from optiongrad._src.transitions import SparseTransitions, expectation, to_dense
 
 
 def _plan_policies(mdp: MDP, rewards, temperature, **plan_kwargs):
@@ -82,27 +88,87 @@ def random_options(key, mdp: MDP, num_options: int, temperature: float = 1e-3,
     return subgoal_options(mdp, np.asarray(subgoals), temperature, **plan_kwargs)
 
 
-def laplacian_eigenvectors(mdp: MDP, num: int) -> np.ndarray:
-    """The `num` unit eigenvectors of the Laplacian `D − W` of the state graph with the
-    smallest eigenvalues, after the first (constant on a connected graph). Shape `(num, S)`.
-
-    The graph has an edge `s — s'` (weight 1) when some action moves `s` to `s' ≠ s`;
-    edges are symmetrised.
-    """
+def state_graph(mdp: MDP) -> scipy.sparse.csr_matrix:
+    """The state graph of `mdp`: a symmetric `(S, S)` 0/1 adjacency with an edge `s — s'` when
+    some action moves `s` to `s' ≠ s` with positive probability (sparse; dense or sparse
+    transitions)."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
-    checks.integer(num, "num", maximum=mdp.num_states - 1)
-    p = np.asarray(to_dense(mdp.transitions))
-    adjacency = (p.max(axis=1) > 0).astype(float)
-    np.fill_diagonal(adjacency, 0.0)
-    adjacency = np.maximum(adjacency, adjacency.T)
-    degree = adjacency.sum(1)
+    s = mdp.num_states
+    if isinstance(mdp.transitions, SparseTransitions):
+        rows = np.broadcast_to(np.arange(s)[:, None, None], mdp.transitions.probs.shape)
+        keep = np.asarray(mdp.transitions.probs) > 0
+        rows, cols = rows[keep], np.asarray(mdp.transitions.next_states)[keep]
+    else:
+        rows, cols = np.nonzero(np.asarray(mdp.transitions).max(axis=1) > 0)
+    edge = rows != cols
+    graph = scipy.sparse.coo_matrix((np.ones(edge.sum()), (rows[edge], cols[edge])), (s, s))
+    graph = (graph + graph.T).tocsr()
+    graph.data[:] = 1.0
+    return graph
+
+
+def _laplacian_vectors(graph: scipy.sparse.csr_matrix, num: int) -> np.ndarray:
+    """The `num` unit eigenvectors of `L = D − W` after the first (smallest eigenvalues; dense
+    `eigh` up to 2000 states, shift-invert Lanczos beyond), `(num, S)`, each with its
+    largest-magnitude entry positive."""
+    degree = np.asarray(graph.sum(axis=1)).ravel()
     if (degree == 0).any():
         raise ValueError(f"mdp: state {int(np.argmin(degree))} has no neighbour in the graph")
-    _, vectors = np.linalg.eigh(np.diag(degree) - adjacency)
+    laplacian = scipy.sparse.diags(degree) - graph
+    if graph.shape[0] <= 2000:
+        _, vectors = np.linalg.eigh(laplacian.toarray())
+    else:  # shift below 0 so that L − σI is non-singular
+        values, vectors = scipy.sparse.linalg.eigsh(laplacian.tocsc(), k=num + 1, sigma=-1e-3,
+                                                    which="LM")
+        vectors = vectors[:, np.argsort(values)]
     vectors = vectors[:, 1:num + 1].T
-    # fix each eigenvector's sign (largest-magnitude entry positive) for reproducibility
     signs = np.sign(vectors[np.arange(num), np.abs(vectors).argmax(1)])
     return vectors * signs[:, None]
+
+
+def laplacian_eigenvectors(mdp: MDP, num: int) -> np.ndarray:
+    """The `num` unit eigenvectors of the Laplacian `D − W` of the state graph (`state_graph`)
+    with the smallest eigenvalues, after the first (constant on a connected graph). Shape
+    `(num, S)`; each eigenvector's sign fixed (largest-magnitude entry positive)."""
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.integer(num, "num", maximum=mdp.num_states - 1)
+    return _laplacian_vectors(state_graph(mdp), num)
+
+
+def covering_subgoals(mdp: MDP, num_options: int) -> np.ndarray:
+    """The subgoals of covering options (Jinnai, Park, Abel & Konidaris, ICLR 2019,
+    "Discovering options for exploration by minimizing cover time", Algorithm 1), `(K,)`.
+
+    Repeat `K / 2` times: take the Fiedler vector `f` (the eigenvector of the second-smallest
+    eigenvalue `λ₂` of `L = D − W`) of the state graph with the edges added so far, take its
+    two extreme states `argmax f` and `argmin f`, and join them by an edge — the option
+    between them, which raises the algebraic connectivity `λ₂` the most to first order and so
+    lowers the upper bound on the expected cover time of a random walk the most. Returns the
+    subgoals in order `(argmax f₁, argmin f₁, argmax f₂, …)`.
+    """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.integer(num_options, "num_options", minimum=2, maximum=mdp.num_states)
+    if num_options % 2:
+        raise ValueError(f"num_options: expected an even number >= 2 (covering options come in "
+                         f"pairs, one to each end of an edge), got {num_options}")
+    graph = state_graph(mdp).tolil()
+    subgoals = []
+    for _ in range(num_options // 2):
+        fiedler = _laplacian_vectors(graph.tocsr(), 1)[0]
+        high, low = int(np.argmax(fiedler)), int(np.argmin(fiedler))
+        subgoals += [high, low]
+        graph[high, low] = graph[low, high] = 1.0
+    return np.asarray(subgoals)
+
+
+def covering_options(mdp: MDP, num_options: int, temperature: float = 1e-3,
+                     **plan_kwargs) -> Options:
+    """Covering options (Jinnai et al. 2019): `num_options` (even) subgoal options toward the
+    two ends of each edge that `covering_subgoals` adds, planned by the same smooth planner as
+    the other families (reward 1 on entering the subgoal, terminate there; initiation
+    everywhere, as for `random_options`, so that every family is planned and scored alike —
+    the paper's point options start only at the other end of their edge)."""
+    return subgoal_options(mdp, covering_subgoals(mdp, num_options), temperature, **plan_kwargs)
 
 
 def potential_options(mdp: MDP, potentials, temperature: float = 1e-3,

@@ -7,20 +7,9 @@ experiment") has
     r^g[s, a] = P[s, a, g] for s ≠ g,  r^g[g, a] = 0        (reward 1 on entering g)
     s0^g = uniform over the S − 1 states other than g.
 
-The option models of every goal task differ from the environment's by a rank-one term, so all
-`T` goals cost one `(S, S)` inversion per option instead of `T` (Sherman & Morrison 1950). With
-`P_π`, `Λ = diag(1 − β)`, `B = diag(β)` of an option in the environment,
-
-    A = I − γ P_π Λ,   M = A^{-1},   D = I − P_π            (row g of D: d_g = e_g − P_π[g])
-    A_g = A − e_g w_gᵀ,   w_g = γ Λ d_g                     (only row g of P_π changes)
-    z_gᵀ = w_gᵀ M,   c_g = 1 − z_g[g],   u_g = M[:, g]
-    M_g = A_g^{-1} = M + u_g z_gᵀ / c_g                      (Sherman–Morrison)
-    P^o_g = γ M_g P^g_π B = P^o + u_g y_gᵀ,   y_g = γ β ⊙ (d_g + P_πᵀ z_g) / c_g
-    r^o_g = M_g q_g = M q_g + u_g (z_g · q_g) / c_g,   q_g = P_π[:, g] with entry g set to 0
-
-where `P^o = γ M P_π B` is the option's transition model in the environment. The result equals
-`optiongrad.option_models(goal_task(g), options)` to rounding (tests check it) at
-`O(K S³ + T K S²)` instead of `O(T K S³)`, and it is differentiable in the options.
+Their option models differ from the environment's by a rank-one term each: `goal_models`
+(`optiongrad._src.goal_models`) keeps them factored; `goal_option_models` materialises the dense
+`(T, K, S, S)` tensor from those factors, for small problems and tests.
 """
 
 from __future__ import annotations
@@ -33,6 +22,7 @@ import jax.numpy as jnp
 from optiongrad._src import checks
 from optiongrad._src.deprecation import renamed
 from optiongrad._src.evaluation import expected_return
+from optiongrad._src.goal_models import goal_models
 from optiongrad._src.gridworld import GridWorld, navigation_mdp
 from optiongrad._src.implicit import nan_where
 from optiongrad._src.mdp import MDP
@@ -98,13 +88,16 @@ def goal_task(mdp: Union[MDP, GridWorld], goal, discount=None, *,
 
 @renamed(environment="mdp")
 def reference_returns(mdp: MDP, goals: Array) -> tuple[Array, Array, Array]:
-    """The references that normalise returns on goal tasks, one `vmap` over `goals (T,)`:
+    """The references that normalise returns on goal tasks of `goals (T,)`:
     optimal `Q*` of each task by hard value iteration `(T, S, A)`, and the returns
     `s0 · V_π` of the optimal policy `(T,)` and of the uniform-random policy `(T,)`, so that
     a return `J` normalises to `(J − J_random) / (J* − J_random)`. The optimal `Q*` and `J*`
-    of a task whose hard value iteration failed are NaN."""
+    of a task whose hard value iteration failed are NaN. Goals are taken a batch at a time
+    (`lax.map` of a `vmap`) so that the batch's dense task models stay within about 128 MB."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
-    goals = checks.indices(goals, "goals", mdp.num_states)
+    goals = jnp.asarray(checks.indices(goals, "goals", mdp.num_states))
+    s, a = mdp.num_states, mdp.num_actions
+    batch = int(max(1, min(goals.shape[0], 2**27 // (8 * s * s * (a + 1)))))
 
     def one(goal):
         task = goal_task(mdp, goal)
@@ -114,28 +107,9 @@ def reference_returns(mdp: MDP, goals: Array) -> tuple[Array, Array, Array]:
                 nan_where(optimal.failed, expected_return(task, optimal.policy)),
                 expected_return(task, uniform))
 
-    return jax.vmap(one)(jnp.asarray(goals))
-
-def _option_factors(mdp: MDP, policy: Array, termination: Array):
-    """Per option: `P^o (S, S)`, `M (S, S)`, rows `y_g` as `Y (S, S)` and columns `r^o_g` as
-    `R (S, S)` (column g is the reward model in goal task g)."""
-    gamma = mdp.discount
-    s = mdp.num_states
-    eye = jnp.eye(s, dtype=mdp.dtype)
-    p_pi = policy_matrix(mdp.transitions, policy)
-    stay = 1.0 - termination
-    m = jnp.linalg.inv(eye - gamma * p_pi * stay[None, :])
-    base = gamma * (m @ p_pi) * termination[None, :]
-    # `P^g_π[g] = (Σ_a π[g, a]) e_g`: the row sum (1 on the simplex) keeps derivatives off the
-    # simplex identical to those of `option_models(goal_task(g))`.
-    d = jnp.diag(jnp.sum(policy, axis=-1)) - p_pi
-    z = gamma * (d * stay[None, :]) @ m                      # row g: z_g
-    c = 1.0 - jnp.diagonal(z)
-    y = gamma * (d + z @ p_pi) * termination[None, :] / c[:, None]
-    q = p_pi * (1.0 - eye)                                   # column g: q_g
-    zq = jnp.sum(z * q.T, axis=1)                            # z_g · q_g
-    r = m @ q + m * (zq / c)[None, :]
-    return base, m, y, r
+    if batch >= goals.shape[0]:
+        return jax.vmap(one)(goals)
+    return jax.lax.map(one, goals, batch_size=batch)
 
 
 @renamed(environment="mdp")
@@ -152,18 +126,7 @@ def goal_option_models(mdp: MDP, options: Options, goals: Array
     Returns:
       `(rewards (T, S, K), transitions (T, K, S, S), initial (T, S))`: for each goal the option
       models `optiongrad.option_models(goal_task(mdp, g), options)` and the task's `s0`.
+      Memory `O(T K S²)`: for many goals or states use the factored `goal_models`.
     """
-    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
-    checks.instance(options, "options", Options, "an optiongrad.Options")
-    options.check_mdp(mdp)
-    goals = checks.indices(goals, "goals", mdp.num_states)
-    goals = jnp.asarray(goals, jnp.int32)
-    base, m, y, r = jax.vmap(lambda pi, beta: _option_factors(mdp, pi, beta))(
-        options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype))
-    u = jnp.take(m, goals, axis=2)                           # (K, S, T)
-    transitions = base[None] + jnp.einsum("kst,ktu->tksu", u, jnp.take(y, goals, axis=1))
-    rewards = jnp.transpose(jnp.take(r, goals, axis=2), (2, 1, 0))
-    s = mdp.num_states
-    others = jnp.arange(s)[None, :] != goals[:, None]
-    initial = jnp.where(others, 1.0 / (s - 1), 0.0).astype(mdp.dtype)
-    return rewards, transitions, initial
+    models = goal_models(mdp, options, goals)
+    return models.rewards, models.transitions(), models.initial

@@ -13,6 +13,7 @@ with `slip / 3` (`slip = 1/3` is Sutton, Precup & Singh 1999: 2/3 intended, 1/9 
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Optional
 
 import jax
@@ -171,6 +172,41 @@ def four_rooms(slip: float = 0.0) -> GridWorld:
     """Sutton, Precup & Singh's (1999) four-rooms grid: 13×13, 104 free cells; `slip` in
     [0, 1]."""
     return GridWorld.from_ascii(FOUR_ROOMS, slip)
+
+
+_MAPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "maps")
+
+
+def map_names() -> tuple[str, ...]:
+    """The named maps that ship with optiongrad: `four-rooms` (104 cells), `nine-rooms`
+    (3×3 rooms of 7×7 joined by one-cell doorways, 453 cells) and `twenty-five-rooms` (5×5 such
+    rooms, 1265 cells). Doorways were placed once at random (seeded) and are fixed."""
+    files = sorted(f[:-4] for f in os.listdir(_MAPS_DIR) if f.endswith(".txt"))
+    return ("four-rooms", *files)
+
+
+def map_text(map: str) -> str:
+    """The ASCII text of a named map (`map_names`) or of a map file `map` (a path)."""
+    if not isinstance(map, str) or not map:
+        raise ValueError(f"map: expected a map name {map_names()} or a file path, got {map!r}")
+    if map == "four-rooms":
+        return FOUR_ROOMS
+    if map in map_names():
+        path = os.path.join(_MAPS_DIR, f"{map}.txt")
+    elif os.path.isfile(map):
+        path = map
+    else:
+        raise ValueError(f"map: {map!r} is neither a named map {map_names()} nor a file")
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"map: cannot read {path} ({type(err).__name__}: {err})") from None
+
+
+def load_map(map: str, slip: float = 0.0) -> GridWorld:
+    """The grid of a named map (`map_names()`) or of an ASCII map file, with `slip`."""
+    return GridWorld.from_ascii(map_text(map), slip)
 
 
 def _grid_transitions(grid: GridWorld, sparse: Optional[bool], dtype):

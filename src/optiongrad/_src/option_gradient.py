@@ -40,7 +40,8 @@ from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS
 from optiongrad._src.deprecation import renamed
 from optiongrad._src.evaluation import occupancy
-from optiongrad._src.goal_tasks import goal_option_models
+from optiongrad._src.goal_models import goal_model_returns
+from optiongrad._src.goal_models import goal_models
 from optiongrad._src.hierarchical import smdp_policy_evaluation
 from optiongrad._src.implicit import nan_where
 from optiongrad._src.mdp import MDP
@@ -243,18 +244,6 @@ def hierarchical_return(options: Options, mdp: MDP, planner: ExtrinsicPlanner
     return smdp_return(rewards, transitions, mdp.initial, planner, options.initiation)
 
 
-@renamed(environment="mdp")
-def goal_models(options: Options, mdp: MDP, goals: Array, planner: ExtrinsicPlanner
-                ) -> tuple[Options, Array, Array, Array]:
-    """The options as `planner` uses them (primitives appended when configured) and their
-    models in the goal tasks `goals (T,)` of the environment `mdp`: `(options, rewards
-    (T, S, K), transitions (T, K, S, S), initial (T, S))`, from one factorisation per option
-    (`goal_option_models`)."""
-    check_mdp_and_options(mdp, options)
-    options = _planned_options(options, planner)
-    return (options, *goal_option_models(mdp, options, goals))
-
-
 @renamed(reward="rewards", transition="transitions")
 def batched_smdp_returns(rewards: Array, transitions: Array, initial: Array,
                          planner: ExtrinsicPlanner, initiation: Optional[Array] = None
@@ -268,12 +257,23 @@ def batched_smdp_returns(rewards: Array, transitions: Array, initial: Array,
 
 
 @renamed(environment="mdp")
-def goal_returns(options: Options, mdp: MDP, goals: Array, planner: ExtrinsicPlanner
-                 ) -> Array:
+def goal_returns(options: Options, mdp: MDP, goals: Array, planner: ExtrinsicPlanner,
+                 *, chunk: Optional[int] = None) -> Array:
     """`hierarchical_return` in every goal task `goals (T,)` of the environment `mdp`, shape
-    `(T,)`: `goal_models` then `batched_smdp_returns`."""
-    options, rewards, transitions, initial = goal_models(options, mdp, goals, planner)
-    return batched_smdp_returns(rewards, transitions, initial, planner, options.initiation)
+    `(T,)`, computed for all goals at once on the factored goal models (`GoalModels`: memory
+    `O(K S² + T K S + chunk · S²)`, never `O(T K S²)`); `chunk` goals are evaluated at a time
+    (default: by memory, `goal_values`). If the planner must converge and fails, every return
+    is NaN."""
+    check_mdp_and_options(mdp, options)
+    planned = _planned_options(options, planner)
+    return _model_returns(goal_models(mdp, planned, goals), planner, planned.initiation, chunk)
+
+
+def _model_returns(models, planner: ExtrinsicPlanner, initiation, chunk=None) -> Array:
+    returns, _ = goal_model_returns(models, planner.temperature, num_sweeps=planner.num_sweeps,
+                                    backup=planner.backup, tol=planner.tol,
+                                    initiation=initiation, chunk=chunk)
+    return returns
 
 
 @renamed(environment="mdp")
@@ -305,6 +305,7 @@ def option_gradient_objective(
     planner: ExtrinsicPlanner,
     termination: float = 0.1,
     diversity_weight: float = 0.0,
+    eval_goals: Optional[Array] = None,
     **plan_kwargs,
 ):
     """The option-gradient objective and diagnostics.
@@ -319,25 +320,42 @@ def option_gradient_objective(
       planner: how `μ` is planned (`ExtrinsicPlanner`).
       termination: the fixed termination probability used when `params.termination` is None.
       diversity_weight: weight of the diversity bonus (finite).
+      eval_goals: optional `(E,)` goal states to evaluate the same options on, without
+        gradient (e.g. held-out goals): their models come from the same factorisation of each
+        option as the batch's (`goal_models` of `goals` and `eval_goals` at once).
       **plan_kwargs: passed to the intrinsic planners (`soft_value_iteration`).
 
     Returns:
       The pair `(objective, aux)` (use `jax.value_and_grad(..., has_aux=True)`), `aux` a dict
       with the mean return under "return", the per-goal returns `(T,)` under "returns", the
       diversity (scalar), the `Options` under "options", the intrinsic planners' `(K,)` bool
-      "intrinsic_converged" and their `PlanResult`s under "intrinsic_plans". A failed planner
-      makes the objective NaN.
+      "intrinsic_converged" and their `PlanResult`s under "intrinsic_plans"; with
+      `eval_goals`, also their returns `(E,)` under "eval_returns" and mean "eval_return". A
+      failed planner makes the objective NaN.
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.number(diversity_weight, "diversity_weight")
     checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
-    goals = checks.indices(goals, "goals", mdp.num_states)
+    goals = jnp.asarray(checks.indices(goals, "goals", mdp.num_states), jnp.int32)
     options, plans = _options(params, model, mdp, temperature_options, termination,
                               plan_kwargs)
-    returns = nan_where(jnp.any(plans.failed), goal_returns(options, mdp, goals, planner))
+    planned = _planned_options(options, planner)
+    num_goals = goals.shape[0]
+    if eval_goals is not None:
+        eval_goals = jnp.asarray(checks.indices(eval_goals, "eval_goals", mdp.num_states),
+                                 jnp.int32)
+        goals = jnp.concatenate([goals, eval_goals])
+    models = goal_models(mdp, planned, goals)
+    returns = _model_returns(models.take(slice(0, num_goals)), planner, planned.initiation)
+    returns = nan_where(jnp.any(plans.failed), returns)
     mean_return = jnp.mean(returns)
     div = diversity(options, mdp) if diversity_weight else jnp.zeros((), mean_return.dtype)
     objective = mean_return + diversity_weight * div
     aux = {"return": mean_return, "returns": returns, "diversity": div, "options": options,
            "intrinsic_converged": plans.converged, "intrinsic_plans": plans}
+    if eval_goals is not None:
+        held_out = jax.lax.stop_gradient(models.take(slice(num_goals, None)))
+        aux["eval_returns"] = nan_where(jnp.any(plans.failed), _model_returns(
+            held_out, planner, jax.lax.stop_gradient(planned.initiation)))
+        aux["eval_return"] = jnp.mean(aux["eval_returns"])
     return objective, aux

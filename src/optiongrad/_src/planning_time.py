@@ -27,6 +27,7 @@ from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS
 from optiongrad._src.backups import backup as apply_backup
 from optiongrad._src.deprecation import renamed
+from optiongrad._src.goal_models import GoalModels
 from optiongrad._src.mdp import MDP
 from optiongrad._src.option_models import option_models
 from optiongrad._src.options import Options, primitive_options, with_primitives
@@ -205,3 +206,53 @@ def model_planning_sweeps(
     ok = reference_ok & ~broken
     return jnp.where(ok, jnp.where(finished, k - 1, max_sweeps + 1), -1)
 
+
+def goal_planning_sweeps(mdp: MDP, models: GoalModels, goals: Array, optimal_q: Array, *,
+                         initiation: Optional[Array] = None, epsilon: float = 1e-6,
+                         max_sweeps: int = 100) -> Array:
+    """`planning_sweeps` (criterion "policy", hard `max` backup) in every goal task of the
+    environment `mdp` at once, on the factored goal models `models` of `goals (T,)`, shape
+    `(T,)`: the sweeps from zero values until the greedy primitive policy of each task is
+    optimal (`max_sweeps + 1` if it never is, −1 if a sweep's values stop being finite).
+
+    Args:
+      mdp: the environment (its goal tasks are `goal_task(mdp, g)`).
+      models: `GoalModels` of the options in those tasks (primitives included if wanted).
+      goals: `(T,)` the goal of each task. optimal_q: `(T, S, A)` each task's optimal `Q*`.
+      initiation: optional `(K, S)` bool. epsilon: the tie tolerance. max_sweeps: the cap.
+    """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    goals = jnp.asarray(checks.indices(goals, "goals", mdp.num_states), jnp.int32)
+    checks.iterations(max_sweeps, "max_sweeps")
+    checks.number(epsilon, "epsilon", low=0.0, low_open=True)
+    t, s, k = models.rewards.shape
+    optimal_q = checks.as_array(optimal_q, "optimal_q", dtype=mdp.dtype)
+    checks.shape(optimal_q, "optimal_q", (t, s, mdp.num_actions), "(T, S, A)")
+    mask = initiation_mask(initiation, k, s)
+    mask = None if mask is None else jnp.broadcast_to(mask, (t, s, k))
+    is_goal = jax.nn.one_hot(goals, s, dtype=mdp.dtype)                     # (T, S)
+    enter = jnp.moveaxis(expectation(mdp.transitions, is_goal.T), -1, 0)   # (T, S, A)
+    optimal = optimal_q >= jnp.max(optimal_q, axis=-1, keepdims=True) - epsilon
+
+    def done(v):  # v (T, S): is the greedy primitive policy of every task optimal?
+        q = enter + mdp.discount * jnp.moveaxis(expectation(mdp.transitions, v.T), -1, 0)
+        q = jnp.where(is_goal[..., None] > 0, mdp.discount * v[..., None], q)  # g absorbing
+        greedy = q >= jnp.max(q, axis=-1, keepdims=True) - epsilon * 1e-3
+        return jnp.all(~greedy | optimal, axis=(1, 2))
+
+    def cond(carry):
+        sweep, _, finished_at, broken = carry
+        return jnp.any(finished_at < 0) & ~broken & (sweep <= max_sweeps)
+
+    def body(carry):
+        sweep, q, finished_at, _ = carry
+        q = models.rewards + models.apply(apply_backup(q, 0.0, "max", mask))
+        v = apply_backup(q, 0.0, "max", mask)
+        finished_at = jnp.where((finished_at < 0) & done(v), sweep, finished_at)
+        return sweep + 1, q, finished_at, ~jnp.all(jnp.isfinite(v))
+
+    zeros = jnp.zeros((t, s), mdp.dtype)
+    start = (jnp.int32(1), jnp.zeros((t, s, k), mdp.dtype),
+             jnp.where(done(zeros), 0, -1).astype(jnp.int32), jnp.asarray(False))
+    _, _, finished_at, broken = jax.lax.while_loop(cond, body, start)
+    return jnp.where(broken, -1, jnp.where(finished_at >= 0, finished_at, max_sweeps + 1))

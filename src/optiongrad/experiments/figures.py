@@ -1,4 +1,4 @@
-"""Figures of the four-rooms experiment: learning curves, learned options, every method."""
+"""Figures of the option-gradient experiment: learning curves, learned options, every method."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from optiongrad.experiments.io import save_figure
 
 COLOURS = {"learned": "C3", "primitives": "C7", "hallway": "C0", "random": "C2",
-           "eigenoptions": "C1"}
+           "eigenoptions": "C1", "covering": "C4"}
 
 
 def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> None:
@@ -28,7 +28,7 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
         ax.plot(steps, [r["train_normalized"] for r in rows], color="C3", label="learned: train")
         ax.plot(steps, [r["test_normalized"] for r in rows], color="C3", ls="--",
                 label="learned: test (held out)")
-    for name in ("primitives", "hallway", "random", "eigenoptions"):
+    for name in (n for n in methods if n != "learned"):
         ax.axhline(methods[name]["test"]["normalized_return"], color=COLOURS[name], ls=":",
                    label=f"{name}: test")
     ax.set_xlabel("Adam updates")
@@ -63,7 +63,8 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
                     fontsize=7)
     ax.set_xticks(x, names)
     ax.set_ylabel("normalised return, held-out goals")
-    ax.set_title("Four rooms: every method on the 21 held-out goals\n"
+    ax.set_title(f"{results['config']['map']}: every method on the "
+                 f"{len(results['split']['test'])} held-out goals\n"
                  "(solid: " + regimes[0][0] + "; faded: " + regimes[1][0] + ")", fontsize=9)
     ax.axhline(0, color="black", lw=0.8)
     ax.grid(alpha=0.3, axis="y")

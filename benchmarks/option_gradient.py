@@ -1,0 +1,186 @@
+"""The option gradient's training step: the dense per-goal models of optiongrad 0.1 against the
+factored goal models, side by side in one process (needs the `bench` extra):
+
+    python benchmarks/option_gradient.py [--readme README.md] [--repeats 7] [--figure PNG]
+
+The step is the four-rooms job's (default settings: K = 8 options, state rewards, τ_o = 0.05,
+τ_μ = 0.01, 3 SMDP sweeps, primitives appended, 83 train goals, the 21 test goals' returns
+computed too). "dense" forms the `(T, K + 4, S, S)` option models of every goal
+(`og.goal_option_models`) and plans each goal with `vmap` — the 0.1 algorithm; "factored" is
+`og.goal_returns` on `og.goal_models` (what the library and the experiment run). Both compute
+the same objective and gradient (checked here to 1e-9) and are timed alternately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+jax.config.update("jax_enable_x64", True)
+
+import optiongrad as og  # noqa: E402
+from common import block, fmt_ms, machine, markdown_table, peak_memory, report  # noqa: E402
+from optiongrad._src import option_gradient as _og  # noqa: E402
+from optiongrad.experiments.learn_options import LearnOptionsConfig, Setup  # noqa: E402
+
+
+def dense_goal_returns(options, mdp, goals, planner):
+    """The 0.1 path: dense `(T, K, S, S)` goal option models, one SMDP plan per goal."""
+    planned = og.with_primitives(options) if planner.include_primitives else options
+    rewards, transitions, initial = og.goal_option_models(mdp, planned, goals)
+    return _og.batched_smdp_returns(rewards, transitions, initial, planner, planned.initiation)
+
+
+def make_step(setup: Setup, returns_fn):
+    """Value, gradient and test return of the four-rooms objective with `returns_fn`."""
+    c, env = setup.config, setup.environment
+    train, test = jnp.asarray(setup.train), jnp.asarray(setup.test)
+
+    def objective(params):
+        options, plans = _og._options(params, setup.model, env, c.temperature_options,
+                                      c.termination, {})
+        returns = returns_fn(options, env, train, c.planner)
+        return jnp.mean(returns), options
+
+    def step(params):
+        (value, options), grad = jax.value_and_grad(objective, has_aux=True)(params)
+        return value, grad, jnp.mean(returns_fn(options, env, test, c.planner))
+
+    return jax.jit(step)
+
+
+def shared_step(setup: Setup):
+    """The experiment's step: `option_gradient_objective` with the test goals as
+    `eval_goals` (one factorisation of each option for train and test goals)."""
+    c, env = setup.config, setup.environment
+    train, test = jnp.asarray(setup.train), jnp.asarray(setup.test)
+
+    def step(params):
+        (value, aux), grad = jax.value_and_grad(og.option_gradient_objective, has_aux=True)(
+            params, setup.model, env, train, temperature_options=c.temperature_options,
+            planner=c.planner, termination=c.termination, eval_goals=test)
+        return value, grad, aux["eval_return"]
+
+    return jax.jit(step)
+
+
+def room_map(side: int) -> str:
+    """An open square room of `side × side` free cells (walls around)."""
+    wall = "w" * (side + 2)
+    return "\n".join([wall] + ["w" + " " * side + "w"] * side + [wall])
+
+
+def scaled_step(num_states_side: int, num_goals: int, num_options: int):
+    """A training step (value + gradient, no test goals) on an open room, `T` goals, `K`
+    options, factored models; returns `(step, params)`."""
+    grid = og.gridworld.GridWorld.from_ascii(room_map(num_states_side))
+    env = og.gridworld.navigation_mdp(grid, 0.9, sparse=True)
+    model = og.rewards.state(grid.num_states, init_scale=1.0)
+    params = og.init_params(jax.random.key(0), model, num_options, grid.num_states)
+    goals = jnp.arange(num_goals) * (grid.num_states // num_goals)
+    planner = og.ExtrinsicPlanner(0.01, 3, True)
+
+    def step(params):
+        return jax.value_and_grad(lambda p: og.option_gradient_objective(
+            p, model, env, goals, temperature_options=0.05, planner=planner)[0])(params)
+
+    return jax.jit(step), params
+
+
+def median_time(fn, *args, repeats: int = 3) -> float:
+    block(fn(*args))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        block(fn(*args))
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def scaling(figure: str, readme) -> None:
+    """Step time as S, T and K grow (factored path), in a figure and a table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {
+        "S (T = 32, K = 8)": [(side * side, (side, 32, 8)) for side in (10, 15, 20, 25, 30)],
+        "T (S = 400, K = 8)": [(t, (20, t, 8)) for t in (8, 32, 128, 320)],
+        "K (S = 400, T = 32)": [(k, (20, 32, k)) for k in (2, 4, 8, 16)],
+    }
+    rows, fig = [], plt.figure(figsize=(10, 3.4))
+    for i, (label, points) in enumerate(curves.items()):
+        xs, ys = [], []
+        for x, args in points:
+            step, params = scaled_step(*args)
+            seconds = median_time(step, params)
+            xs.append(x), ys.append(seconds)
+            rows.append([label.split(" ")[0], x, f"{seconds * 1e3:.0f}"])
+            print(label, x, f"{seconds:.3f} s", flush=True)
+        ax = fig.add_subplot(1, 3, i + 1)
+        ax.loglog(xs, ys, "o-")
+        ax.set_xlabel(label)
+        ax.set_ylabel("step (s)" if i == 0 else "")
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle("Option-gradient training step (value + gradient, float64, 2 CPU cores)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=110)
+    report(markdown_table(["grows", "value", "step (ms)"], rows), readme,
+           "option-gradient-scaling")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readme", default=None, help="write the table into this README")
+    parser.add_argument("--repeats", type=int, default=7, help="timed steps per path")
+    parser.add_argument("--figure", default=None,
+                        help="also measure how the step grows with S, T and K into this PNG")
+    args = parser.parse_args(argv)
+
+    setup = Setup(LearnOptionsConfig())
+    params = og.init_params(jax.random.key(0), setup.model, 8, setup.grid.num_states,
+                            termination_init=0.1)
+    steps = {"dense (0.1)": make_step(setup, dense_goal_returns),
+             "factored": make_step(setup, og.goal_returns),
+             "factored, shared": shared_step(setup)}
+    outputs = {name: block(step(params)) for name, step in steps.items()}  # compile
+    (v0, g0, t0), *others = outputs.values()
+    error = max(max(abs(float(v0 - v1)), abs(float(t0 - t1)),
+                    max(float(jnp.max(jnp.abs(a - b))) for a, b in
+                        zip(jax.tree.leaves(g0), jax.tree.leaves(g1))))
+                for v1, g1, t1 in others)
+    assert error < 1e-9, error
+    samples = {name: [] for name in steps}
+    for _ in range(args.repeats):  # alternate, so drift hits both
+        for name, step in steps.items():
+            start = time.perf_counter()
+            block(step(params))
+            samples[name].append(time.perf_counter() - start)
+    memory = {name: peak_memory(step, params) for name, step in steps.items()}
+    base = statistics.median(samples["dense (0.1)"])
+    rows = []
+    for name in steps:
+        median = statistics.median(samples[name])
+        rows.append([name, fmt_ms(median), f"{base / median:.1f}×",
+                     f"{memory[name] / 2**20:.0f} MiB"])
+    text = (f"Four-rooms training step (value + gradient + test return), median of "
+            f"{args.repeats}, float64; {machine()}. Largest difference between the two paths: "
+            f"{error:.1e}.\n\n"
+            + markdown_table(["path", "step (ms)", "speed-up", "XLA memory"], rows))
+    report(text, args.readme, "option-gradient-step")
+    if args.figure:
+        scaling(args.figure, args.readme)
+
+
+if __name__ == "__main__":
+    main()

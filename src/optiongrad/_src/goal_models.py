@@ -1,0 +1,210 @@
+"""Option models of many goal tasks at once, factored: never `(T, K, S, S)` in memory.
+
+In the goal task `g` of an environment (`goal_task`: `g` absorbing, reward 1 on entering it)
+only row `g` of the dynamics changes, so an option's model there is the environment's plus a
+rank-one term (Sherman & Morrison 1950). With `P_π`, `Λ = diag(1 − β)`, `B = diag(β)` of an
+option in the environment,
+
+    A = I − γ P_π Λ,   M = A^{-1},   D = I − P_π            (row g of D: d_g = e_g − P_π[g])
+    A_g = A − e_g w_gᵀ,   w_g = γ Λ d_g                     (only row g of P_π changes)
+    z_gᵀ = w_gᵀ M,   c_g = 1 − z_g[g],   u_g = M[:, g]
+    M_g = A_g^{-1} = M + u_g z_gᵀ / c_g                      (Sherman–Morrison)
+    P^o_g = γ M_g P^g_π B = P^o + u_g y_gᵀ,   y_g = γ β ⊙ (d_g + P_πᵀ z_g) / c_g
+    r^o_g = M_g q_g = M q_g + u_g (z_g · q_g) / c_g,   q_g = P_π[:, g] with entry g set to 0
+
+where `P^o = γ M P_π B` is the option's model in the environment; `M` itself is never formed
+(two solves with `A` and `Aᵀ` per option give `P^o`, `u`, `M q` and `z`). For a batch
+of `T` goals `GoalModels` holds `P^O (K, S, S)`, `u (K, S, T)`, `y (K, T, S)` and the rewards
+`(T, S, K)`: memory `O(K S² + T K S)`. Everything a planner over options needs is then a matrix
+product over all goals at once:
+
+    SMDP sweep    (P^O_g v_g)[s, o] = (P^o v_g)[s] + u_{o,g}[s] (y_{o,g} · v_g)
+                  — one `(K·S, S) × (S, T)` product plus `T K S` rank-one terms;
+    evaluation    P^O_{μ,g} = Σ_o μ_g[:, o] ⊙ P^o + Σ_o (μ_g[:, o] ⊙ u_{o,g}) y_{o,g}ᵀ,
+                  `v_g = (I − P^O_{μ,g})^{-1} r^O_{μ,g}` — an `(S, S)` solve per goal, done in
+                  chunks of goals so that memory stays `O(chunk · S²)`.
+
+One LU factorisation per option serves all goals (`O(K S³ + T K S²)`), and the gradients of all
+of it flow through the factors, not through a `(T, K, S, S)` tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import equinox as eqx
+
+from optiongrad._src import checks
+from optiongrad._src.backups import BACKUPS, backup_policy
+from optiongrad._src.backups import backup as backup_values
+from optiongrad._src.implicit import fixed_point, nan_where
+from optiongrad._src.mdp import MDP
+from optiongrad._src.options import Options
+from optiongrad._src.planning import initiation_mask
+from optiongrad._src.transitions import policy_matrix
+
+Array = jax.Array
+
+
+class GoalModels(eqx.Module):
+    """The option models of `K` options in `T` goal tasks of one environment, factored.
+
+    Attributes:
+      base: `(K, S, S)` `P^o`, the options' transition models in the environment.
+      u: `(K, S, T)` `u_{o,g} = M_o[:, g]`.
+      y: `(K, T, S)` `y_{o,g}`: `P^o_g = P^o + u_{o,g} y_{o,g}ᵀ`.
+      rewards: `(T, S, K)` the reward models `r^o_g`.
+      initial: `(T, S)` each task's `s0` (uniform over the states other than its goal).
+    """
+
+    base: Array
+    u: Array
+    y: Array
+    rewards: Array
+    initial: Array
+
+    @property
+    def num_goals(self) -> int:
+        return self.rewards.shape[0]
+
+    def apply(self, values: Array) -> Array:
+        """`(P^O_g v_g)[s, o]` for values `v (T, S)`, shape `(T, S, K)`."""
+        base = jnp.einsum("kst,gt->gsk", self.base, values)
+        rank_one = jnp.einsum("kgt,gt->kg", self.y, values)
+        return base + jnp.einsum("ksg,kg->gsk", self.u, rank_one)
+
+    def policy_matrix(self, mu: Array) -> Array:
+        """`P^O_{μ,g}[s, s'] = Σ_o μ_g[s, o] P^o_g[s, s']` for `mu (T, S, K)`, `(T, S, S)`."""
+        base = jnp.einsum("gsk,kst->gst", mu, self.base)
+        weighted = mu * jnp.transpose(self.u, (2, 1, 0))            # (T, S, K)
+        return base + jnp.einsum("gsk,kgt->gst", weighted, self.y)
+
+    def transitions(self) -> Array:
+        """The dense `(T, K, S, S)` models (for tests and small problems only)."""
+        return self.base[None] + jnp.einsum("ksg,kgt->gkst", self.u, self.y)
+
+    def take(self, index) -> "GoalModels":
+        """The models of the goals `index` (an index or slice into the goal axis)."""
+        return GoalModels(self.base, self.u[:, :, index], self.y[:, index],
+                          self.rewards[index], self.initial[index])
+
+
+def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
+    """Per option and goals `G (T,)`: `P^o (S, S)`, `u (S, T)`, `y (T, S)`, `r (S, T)` (column
+    `t` is the reward model in goal task `G[t]`), from two solves with `A = I − γ P_π Λ`."""
+    gamma = mdp.discount
+    s, t = mdp.num_states, goals.shape[0]
+    eye = jnp.eye(s, dtype=mdp.dtype)
+    p_pi = policy_matrix(mdp.transitions, policy)
+    stay = 1.0 - termination
+    a = eye - gamma * p_pi * stay[None, :]
+    index = jnp.arange(t)
+    q = p_pi[:, goals].at[goals, index].set(0.0)                     # q_g: P_π[:, g], g ↦ 0
+    # One solve for the base model, u_g = M e_g and M q_g; one (transposed) for the rows z_g.
+    x = jnp.linalg.solve(a, jnp.concatenate([p_pi, eye[:, goals], q], axis=1))
+    base = gamma * x[:, :s] * termination[None, :]
+    u, m_q = x[:, s:s + t], x[:, s + t:]
+    # `P^g_π[g] = (Σ_a π[g, a]) e_g`: the row sum (1 on the simplex) keeps derivatives off the
+    # simplex identical to those of `option_models(goal_task(g))`.
+    d = jnp.sum(policy, axis=-1)[goals, None] * eye[goals] - p_pi[goals]   # rows d_g
+    z = gamma * jnp.linalg.solve(a.T, (d * stay[None, :]).T).T            # z_g = γ (d_g λ)ᵀ M
+    c = 1.0 - z[index, goals]
+    y = gamma * (d + z @ p_pi) * termination[None, :] / c[:, None]
+    zq = jnp.sum(z * q.T, axis=1)                                    # z_g · q_g
+    return base, u, y, m_q + u * (zq / c)[None, :]
+
+
+def goal_models(mdp: MDP, options: Options, goals: Array) -> GoalModels:
+    """The factored option models of `options` in the goal tasks `goals (T,)` of the
+    environment `mdp` (dense or sparse transitions; `P_π` is formed densely, so this is for
+    `S` up to a few thousand). Equal to `option_models(goal_task(mdp, g), options)` for each
+    goal, to rounding, and differentiable in the options."""
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    checks.instance(options, "options", Options, "an optiongrad.Options")
+    options.check_mdp(mdp)
+    goals = jnp.asarray(checks.indices(goals, "goals", mdp.num_states), jnp.int32)
+    if mdp.num_states < 2:
+        raise ValueError(f"mdp: a goal task needs at least 2 states, got {mdp.num_states}")
+    # one option at a time (`lax.map`): the unbatched LAPACK kernels are faster than the
+    # batched ones on CPU (measured; jax#36927)
+    base, u, y, r = jax.lax.map(lambda pb: _option_factors(mdp, pb[0], pb[1], goals), (
+        options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype)))
+    s = mdp.num_states
+    others = jnp.arange(s)[None, :] != goals[:, None]
+    initial = jnp.where(others, 1.0 / (s - 1), 0.0).astype(mdp.dtype)
+    return GoalModels(base, u, y, jnp.transpose(r, (2, 1, 0)), initial)
+
+
+def goal_values(models: GoalModels, mu: Array, *, chunk: Optional[int] = None) -> Array:
+    """Values `v_g = (I − P^O_{μ,g})^{-1} r^O_{μ,g}` of the policies over options `mu (T, S, K)`
+    in every goal task, shape `(T, S)`, one `(S, S)` solve per goal.
+
+    Goals are solved one at a time (`lax.map`: the unbatched LAPACK kernels are the faster
+    ones on CPU). When all `T` matrices `P^O_{μ,g}` would not fit in about 128 MB, they are
+    formed `chunk` goals at a time and rematerialised in the backward pass (`jax.checkpoint`),
+    so memory stays `O(chunk · S²)`; `chunk` defaults to what fits (`default_chunk`).
+    """
+    num_goals, s, k = mu.shape
+    r_mu = jnp.sum(mu * models.rewards, axis=-1)
+    eye = jnp.eye(s, dtype=mu.dtype)
+
+    def solve(u, y, mu, r_mu):  # a chunk: u (K, S, c), y (K, c, S), mu (c, S, K), r_mu (c, S)
+        sub = GoalModels(models.base, u, y, models.rewards[:0], models.initial[:0])
+        system = eye - sub.policy_matrix(mu)
+        return jax.lax.map(lambda ab: jnp.linalg.solve(ab[0], ab[1]), (system, r_mu))
+
+    chunk = default_chunk(s, num_goals) if chunk is None else checks.integer(chunk, "chunk")
+    if chunk >= num_goals:
+        return solve(models.u, models.y, mu, r_mu)
+    n = -(-num_goals // chunk)
+    pad = n * chunk - num_goals
+
+    def padded(x, axis):  # repeat the last goal to fill the last chunk
+        last = jax.lax.slice_in_dim(x, x.shape[axis] - 1, None, axis=axis)
+        return jnp.concatenate([x, jnp.repeat(last, pad, axis=axis)], axis=axis)
+
+    pieces = (
+        padded(models.u, 2).reshape(k, s, n, chunk).transpose(2, 0, 1, 3),   # (n, K, S, c)
+        padded(models.y, 1).reshape(k, n, chunk, s).transpose(1, 0, 2, 3),   # (n, K, c, S)
+        padded(mu, 0).reshape(n, chunk, s, k),                                # (n, c, S, K)
+        padded(r_mu, 0).reshape(n, chunk, s),                                 # (n, c, S)
+    )
+    values = jax.lax.map(jax.checkpoint(lambda args: solve(*args)), pieces)
+    return values.reshape(n * chunk, s)[:num_goals]
+
+
+def default_chunk(num_states: int, num_goals: int, budget_bytes: int = 2**27) -> int:
+    """Goals per chunk in `goal_values`: as many `(S, S)` float64 matrices as fit in
+    `budget_bytes` (at least one, at most all)."""
+    return int(max(1, min(num_goals, budget_bytes // (8 * num_states * num_states))))
+
+
+def goal_model_returns(models: GoalModels, temperature, *, num_sweeps: Optional[int] = 3,
+                       backup: str = "logsumexp", tol: Optional[float] = None,
+                       initiation: Optional[Array] = None,
+                       chunk: Optional[int] = None) -> tuple[Array, Array]:
+    """Returns `s0_g · v_{μ_g}` in every goal task of `models`, shape `(T,)`, where
+    `μ_g = softmax(Q_g/τ)` is planned by smooth SMDP planning over the factored models, all
+    goals at once: `Q ← R + P^O m_τ(Q)` for `num_sweeps` sweeps from zero values (unrolled
+    gradient) or, with `num_sweeps=None`, to convergence (implicit gradient; one joint solve:
+    if it fails every return is NaN). `initiation (K, S)` restricts the options available in
+    each state. Also returns the planner's `RESULTS` code."""
+    t, s, k = models.rewards.shape
+    checks.choice(backup, "backup", BACKUPS)
+    checks.temperature(temperature, backup)
+    mask = initiation_mask(initiation, k, s)
+    mask = None if mask is None else jnp.broadcast_to(mask, (t, s, k))
+    tau = jnp.asarray(temperature, models.rewards.dtype)
+
+    def bellman(params, q):
+        models, tau = params
+        return models.rewards + models.apply(backup_values(q, tau, backup, mask))
+
+    solved = fixed_point(bellman, (models, tau), jnp.zeros((t, s, k), models.rewards.dtype),
+                         tol=tol, num_sweeps=num_sweeps)
+    mu = backup_policy(jnp.where(solved.failed, 0.0, solved.value), tau, backup, mask)
+    values = goal_values(models, mu, chunk=chunk)
+    returns = jnp.sum(models.initial * values, axis=-1)
+    return nan_where(solved.failed, returns), solved.result

@@ -1,0 +1,389 @@
+"""The option-gradient experiment on any map (DESIGN.md, "The four-rooms experiment" and "Any
+map"); `optiongrad four-rooms` is this on the four-rooms map.
+
+Every free cell of the map is a goal; a seeded permutation splits them 80/20 into train and test
+goals. `K` options are learned on the train goals by the option gradient
+(`optiongrad.option_gradient_objective`): each option's policy is the smooth planner's policy
+for its own intrinsic reward, its termination `sigmoid(ω)` is learned, and the policy over
+options comes from the smooth SMDP planner on the goal's reward with a budget of `N` sweeps
+from zero values (primitives appended by default), on the factored goal models
+(`optiongrad.goal_models`: never a `(T, K, S, S)` tensor). With `goal_batch = B` each step uses
+`B` train goals drawn without replacement (seeded by the step), all of them otherwise.
+
+Learned options and the baselines (primitives only; hallway options from the map's doorways;
+random subgoal options; eigenoptions; covering options) are scored the same way on both sets:
+mean return `s0 · v_μ`, normalised return `(J − J_random)/(J* − J_random)` (set means of the
+per-goal returns of the optimal and the uniform-random primitive policies) and planning time
+(hard value-iteration sweeps from zero until the greedy primitive policy is optimal, Jinnai et
+al. 2019).
+
+Training (`experiments.training.train`) is deterministic given the seed, writes one
+`metrics.csv` row per step and an atomic checkpoint after every step, so a killed run resumed
+with `resume=True` loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import optiongrad as og
+from optiongrad._src.goal_models import goal_model_returns, goal_models
+from optiongrad._src.planning_time import goal_planning_sweeps
+from optiongrad.experiments import config as cfg
+from optiongrad.experiments.io import atomic_write, prepare_output, write_json
+from optiongrad.experiments.training import CHECKPOINT, METRICS, run_record, train
+
+REWARDS = ("tabular", "state")
+MAX_SWEEPS = 100  # primitives alone need 20 on four rooms at γ = 0.9
+SPARSE_CELLS = 300  # maps with more free cells get sparse dynamics
+RESULTS_FILE = "results.json"
+#: The columns of metrics.csv, one row per training step.
+COLUMNS = ("step", "diversity", "grad_norm", "intrinsic_converged", "objective", "test_return",
+           "train_return", "train_normalized", "test_normalized", "seconds")
+FIGURES = ("learning_curves.png", "learned_options.png", "methods.png")
+BASELINES = ("hallway", "random", "eigenoptions", "covering")
+
+
+def _map(value, name: str) -> None:
+    og.gridworld.map_text(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnOptionsConfig:
+    """The experiment's settings; `results.json` "config" holds all of them (DESIGN.md's
+    keys among them). Each field's command-line flag and range are in its metadata.
+
+    `planning_budget=None` plans `μ` to convergence (implicit gradient). `termination` is the
+    initial termination probability of learned options, or the fixed one when
+    `learn_termination` is False. `baseline_temperature` is `τ` of the planners that make the
+    random and eigen options (near-deterministic policies, as in the papers).
+    """
+
+    discount: float = cfg.setting(0.9, "discount γ of every task", flag="--discount",
+                                  check=cfg.real(0.0, 1.0, low_open=True, high_open=True))
+    temperature_options: float = cfg.setting(
+        0.05, "temperature τ_o of the option policies", flag="--temperature-options",
+        check=cfg.real(0.0, low_open=True))
+    temperature_mu: float = cfg.setting(
+        0.01, "temperature τ_μ of the policy over options", flag="--temperature-mu",
+        check=cfg.real(0.0, low_open=True))
+    planning_budget: Optional[int] = cfg.setting(
+        3, "planning budget N: sweeps of the SMDP planner from zero values (None: converge)",
+        flag="--budget", check=cfg.whole(optional=True))
+    include_primitives: bool = cfg.setting(
+        True, "plan over the options alone, without the primitive actions",
+        flag="--options-only", check=cfg.flag, invert=True)
+    num_options: int = cfg.setting(8, "number of options K (even: eigenoptions come in pairs)",
+                                   flag="--options", check=cfg.whole(2))
+    seed: int = cfg.setting(0, "random seed: the split, the initialisation, random options",
+                            flag="--seed", check=cfg.whole(0, cfg.SEED_MAX))
+    steps: int = cfg.setting(150, "training steps", flag="--steps", check=cfg.whole(0))
+    learning_rate: float = cfg.setting(0.1, "Adam learning rate", flag="--lr",
+                                       check=cfg.real(0.0, low_open=True))
+    reward: str = cfg.setting("state", "intrinsic reward parametrisation", flag="--reward",
+                              choices=REWARDS)
+    init_scale: float = cfg.setting(1.0, "standard deviation of the initial intrinsic rewards",
+                                    check=cfg.real(0.0))
+    learn_termination: bool = cfg.setting(
+        True, "do not learn terminations: β = --termination everywhere",
+        flag="--fixed-termination", check=cfg.flag, invert=True)
+    termination: float = cfg.setting(
+        0.1, "initial (or, with --fixed-termination, fixed) termination probability",
+        flag="--termination", check=cfg.real(0.0, 1.0, low_open=True, high_open=True))
+    diversity_weight: float = cfg.setting(0.0, "weight of the option-diversity bonus",
+                                          flag="--diversity", check=cfg.real())
+    train_fraction: float = cfg.setting(0.8, "share of the goals used for training",
+                                        check=cfg.real(0.0, 1.0, low_open=True, high_open=True))
+    baseline_temperature: float = cfg.setting(
+        1e-3, "τ of the planners of the random, eigen and covering options",
+        check=cfg.real(0.0, low_open=True))
+    map: str = cfg.setting("four-rooms", "a named map (four-rooms, nine-rooms, "
+                           "twenty-five-rooms) or an ASCII map file (w or # walls)",
+                           flag="--map", check=_map)
+    slip: float = cfg.setting(0.0, "slip probability of the moves (1/3: Sutton et al. 1999)",
+                              flag="--slip", check=cfg.real(0.0, 1.0))
+    goal_batch: Optional[int] = cfg.setting(
+        None, "train goals per step, drawn without replacement (none: all of them)",
+        flag="--goal-batch", check=cfg.whole(1, optional=True))
+
+    def validate(self) -> None:
+        """Raise `ValueError` naming the first invalid field."""
+        cfg.validate(self)
+        if self.num_options % 2:
+            raise ValueError(f"num_options: expected an even number >= 2 (eigenoptions come in "
+                             f"± pairs), got {self.num_options}")
+        cells = self.grid().num_states
+        train = int(round(self.train_fraction * cells))
+        if not 1 <= train <= cells - 1:
+            raise ValueError(f"train_fraction: {self.train_fraction} of {cells} goals leaves "
+                             "the training or the test set empty")
+        if self.num_options > cells:
+            raise ValueError(f"num_options: at most the {cells} cells of the map (random "
+                             f"options need distinct subgoals), got {self.num_options}")
+        if self.goal_batch is not None and self.goal_batch > train:
+            raise ValueError(f"goal_batch: at most the {train} train goals, got "
+                             f"{self.goal_batch}")
+
+    def grid(self) -> og.gridworld.GridWorld:
+        """The map's grid with the configured slip."""
+        return og.gridworld.load_map(self.map, self.slip)
+
+    @property
+    def planner(self) -> og.ExtrinsicPlanner:
+        return og.ExtrinsicPlanner(self.temperature_mu, self.planning_budget,
+                                   self.include_primitives)
+
+
+def split_goals(num_states: int, seed: int, train_fraction: float = 0.8):
+    """Seeded random split of all states into sorted train and test goal lists (83/21 on four
+    rooms)."""
+    order = np.random.default_rng(seed).permutation(num_states)
+    cut = int(round(train_fraction * num_states))
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+class Setup:
+    """Everything fixed by the config: grid, environment, split, reference returns, model."""
+
+    def __init__(self, config: LearnOptionsConfig):
+        config.validate()
+        self.config = config
+        self.grid = config.grid()
+        s = self.grid.num_states
+        # sparse dynamics beyond a few hundred cells: the intrinsic planners then cost
+        # O(K S A) a sweep instead of O(K S² A) (the goal models form P_π densely either way)
+        self.environment = og.gridworld.navigation_mdp(self.grid, config.discount,
+                                                       sparse=s > SPARSE_CELLS)
+        self.train, self.test = split_goals(s, config.seed, config.train_fraction)
+        self.model = (og.rewards.state(s, init_scale=config.init_scale)
+                      if config.reward == "state"
+                      else og.rewards.tabular(s, 4, init_scale=config.init_scale))
+        q, j_star, j_rand = jax.jit(og.reference_returns)(self.environment, jnp.arange(s))
+        self.optimal_q, self.optimal, self.uniform = q, np.asarray(j_star), np.asarray(j_rand)
+
+    def normalise(self, mean_return: float, goals: np.ndarray) -> float:
+        """`(J − J_random)/(J* − J_random)` with set means over `goals`."""
+        j_star, j_rand = self.optimal[goals].mean(), self.uniform[goals].mean()
+        return float((mean_return - j_rand) / (j_star - j_rand))
+
+
+def baselines(setup: Setup) -> dict[str, og.Options]:
+    """The baseline option sets (`primitives` is the empty set: primitives alone). Hallway
+    options come from the map's doorways (their number follows from the map); a map without
+    doorways has none."""
+    c, env = setup.config, setup.environment
+    sets = {}
+    if len(og.gridworld.rooms_and_hallways(setup.grid)[1]):
+        sets["hallway"] = og.discovery.hallway_options(setup.grid, env.dtype)
+    sets["random"] = og.discovery.random_options(c.seed, env, c.num_options,
+                                                 c.baseline_temperature)
+    sets["eigenoptions"] = og.discovery.eigenoptions(env, c.num_options, c.baseline_temperature)
+    sets["covering"] = og.discovery.covering_options(env, c.num_options, c.baseline_temperature)
+    return sets
+
+
+def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicPlanner
+             ) -> dict:
+    """Scores of an option set (None: primitives alone) on the train and test goals."""
+    env = setup.environment
+    num_options = 0 if options is None else options.num_options
+    if options is None:
+        options = og.primitive_options(env.num_states, env.num_actions, env.dtype)
+        planner = planner.replace(include_primitives=False)
+    options = og.Options(options.policy, options.termination, options.initiation_mask())
+    returns, counts = (np.asarray(x) for x in _goal_scores(options, env, setup.optimal_q,
+                                                             planner))
+    scores = {}
+    for name, subset in (("train", setup.train), ("test", setup.test)):
+        mean_return = float(np.mean(returns[subset]))
+        scores[name] = {
+            "return": mean_return,
+            "normalized_return": setup.normalise(mean_return, subset),
+            "planning_sweeps": float(np.mean(counts[subset])),
+            "never_optimal": int(np.sum(counts[subset] > MAX_SWEEPS)),
+        }
+    scores["num_options"] = num_options
+    return scores
+
+
+@functools.partial(jax.jit, static_argnames="planner")
+def _goal_scores(options: og.Options, environment, optimal_q, planner: og.ExtrinsicPlanner):
+    """Per goal (all states): return of the planned `μ` and planning sweeps (hard VI), both on
+    the factored goal models of all goals at once."""
+    goals = jnp.arange(environment.num_states)
+    planned = og.with_primitives(options) if planner.include_primitives else options
+    models = goal_models(environment, planned, goals)
+    returns, _ = goal_model_returns(models, planner.temperature,
+                                    num_sweeps=planner.num_sweeps, backup=planner.backup,
+                                    tol=planner.tol, initiation=planned.initiation)
+    sweeps = goal_planning_sweeps(environment, models, goals, optimal_q,
+                                  initiation=planned.initiation, max_sweeps=MAX_SWEEPS)
+    return returns, sweeps
+
+
+def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool = False,
+                  progress: bool = True):
+    """Learn the options; returns `(params, metrics rows)`.
+
+    Row `t` of the metrics scores the options after `t` updates (the objective, its gradient
+    and the train/test returns are computed together, before update `t + 1` is applied); with
+    a goal batch, "train_return" is the mean over that step's batch. With
+    `out_dir`, writes `metrics.csv` and `checkpoint.npz` after every step; with `resume`,
+    continues from the checkpoint there (same config except `steps`).
+    """
+    c, env = setup.config, setup.environment
+    planner = c.planner
+    params = og.init_params(jax.random.key(c.seed), setup.model, c.num_options,
+                            env.num_states, learn_termination=c.learn_termination,
+                            termination_init=c.termination)
+    optimiser = optax.adam(c.learning_rate)
+    train_goals, test_goals = jnp.asarray(setup.train), jnp.asarray(setup.test)
+    objective_kwargs = dict(temperature_options=c.temperature_options, planner=planner,
+                            termination=c.termination, diversity_weight=c.diversity_weight)
+    batch_key = jax.random.fold_in(jax.random.key(c.seed), 1)
+
+    def goal_batch(step_index):
+        if c.goal_batch is None or c.goal_batch == len(setup.train):
+            return train_goals
+        key = jax.random.fold_in(batch_key, step_index)
+        return jnp.sort(jax.random.choice(key, train_goals, (c.goal_batch,), replace=False))
+
+    @jax.jit
+    def step(state):
+        params, opt_state, step_index = state
+        (objective, aux), grad = jax.value_and_grad(og.option_gradient_objective,
+                                                    has_aux=True)(
+            params, setup.model, env, goal_batch(step_index), eval_goals=test_goals,
+            **objective_kwargs)
+        updates, opt_state = optimiser.update(jax.tree.map(jnp.negative, grad), opt_state)
+        metrics = {"objective": objective, "train_return": aux["return"],
+                   "test_return": aux["eval_return"],
+                   "diversity": aux["diversity"], "grad_norm": optax.tree.norm(grad),
+                   "intrinsic_converged": jnp.all(aux["intrinsic_converged"])}
+        return (optax.apply_updates(params, updates), opt_state, step_index + 1), metrics
+
+    def finish_row(row):
+        row["train_normalized"] = setup.normalise(row["train_return"], setup.train)
+        row["test_normalized"] = setup.normalise(row["test_return"], setup.test)
+        return row
+
+    state, rows = train(
+        step, (params, optimiser.init(params), jnp.int32(0)), run_record(dataclasses.asdict(c)),
+        steps=c.steps, out_dir=out_dir, resume=resume, progress=progress,
+        description="option gradient", finish_row=finish_row,
+        flags=cfg.flag_names(LearnOptionsConfig), columns=COLUMNS,
+        postfix=lambda row: {"train": f"{row['train_normalized']:.3f}",
+                             "test": f"{row['test_normalized']:.3f}"})
+    return state[0], rows
+
+
+def learned_options(setup: Setup, params) -> og.Options:
+    """The learned options as a concrete, validated `Options` (initiation: everywhere)."""
+    c = setup.config
+    options, _ = og.make_options(params, setup.model, setup.environment,
+                                 c.temperature_options, termination=c.termination)
+    mask = np.ones(options.termination.shape, bool)
+    return og.Options(np.asarray(options.policy), np.asarray(options.termination), mask)
+
+
+def save_options(path: str, options: og.Options, grid) -> None:
+    """`.npz` with `policy (K, S, A)`, `termination (K, S)`, `initiation (K, S)` bool and
+    `cells (S, 2)` (DESIGN.md)."""
+    arrays = dict(policy=np.asarray(options.policy), termination=np.asarray(options.termination),
+                  initiation=np.asarray(options.initiation_mask()),
+                  cells=np.asarray(grid.cells))
+    atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
+
+
+def load_options(path: str) -> og.Options:
+    """Options from a `.npz` written by `save_options` (validated)."""
+    with np.load(path) as data:
+        return og.Options(data["policy"], data["termination"], data["initiation"])
+
+
+def output_files(config: LearnOptionsConfig) -> tuple[str, ...]:
+    """Every file a run writes into its output directory."""
+    return (RESULTS_FILE, METRICS, CHECKPOINT, "options.npz", *FIGURES,
+            *(f"options_{name}.npz" for name in BASELINES))
+
+
+def run_learn_options(config: LearnOptionsConfig, out_dir: Optional[str] = None, *,
+                   resume: bool = False, force: bool = False, progress: bool = True) -> dict:
+    """The whole experiment: train, evaluate every method in the configured regime and in the
+    other one, write `results.json`, `metrics.csv`, `options.npz` (and `options_<method>.npz`
+    for the baselines) and figures into `out_dir`. Returns the results dictionary.
+
+    `out_dir` is checked first: a finished or unfinished run there is refused unless `resume`
+    (continue it) or `force` (start over)."""
+    config.validate()
+    lock = contextlib.nullcontext()
+    if out_dir is not None:
+        lock = prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
+                              outputs=output_files(config), resume=resume, force=force)
+    with lock:
+        return _run(config, out_dir, resume, progress)
+
+
+def _run(config: LearnOptionsConfig, out_dir: Optional[str], resume: bool, progress: bool) -> dict:
+    setup = Setup(config)
+    params, rows = train_options(setup, out_dir, resume=resume, progress=progress)
+    sets = {"learned": learned_options(setup, params), "primitives": None, **baselines(setup)}
+    other = config.planner.replace(include_primitives=not config.include_primitives)
+    methods, other_regime = {}, {}
+    for name, options in sets.items():
+        methods[name] = evaluate(setup, options, config.planner)
+        other_regime[name] = evaluate(setup, options, other)
+    results = {
+        "config": dataclasses.asdict(config),
+        "split": {"train": setup.train.tolist(), "test": setup.test.tolist()},
+        "methods": methods,
+        "other_regime": {"include_primitives": other.include_primitives,
+                         "methods": other_regime},
+        "machine": machine(),
+        "training_seconds": float(sum(r["seconds"] for r in rows)),
+    }
+    if out_dir is not None:
+        save_options(os.path.join(out_dir, "options.npz"), sets["learned"], setup.grid)
+        for name, options in sets.items():
+            if name not in ("learned", "primitives"):
+                save_options(os.path.join(out_dir, f"options_{name}.npz"), options, setup.grid)
+        from optiongrad.experiments.figures import write_figures
+
+        write_figures(out_dir, setup, results, rows, sets["learned"])
+        write_json(os.path.join(out_dir, RESULTS_FILE), results)
+    return results
+
+
+def machine() -> dict:
+    """The platform, CPU count, JAX version, precision and devices of this run."""
+    import platform
+
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "jax": jax.__version__,
+            "float64": bool(jax.config.jax_enable_x64), "processes": jax.process_count(),
+            "devices": jax.device_count()}
+
+
+def format_table(results: dict) -> str:
+    """Every method on train and test goals, as aligned text."""
+    regime = "options + primitives" if results["config"]["include_primitives"] else "options only"
+    budget = results["config"]["planning_budget"]
+    lines = [f"map: {results['config'].get('map', 'four-rooms')}, regime: {regime}, planning "
+             f"budget: {'converged' if budget is None else f'{budget} sweeps'}",
+             f"{'method':<13} {'train J':>8} {'train norm':>10} {'test J':>8} {'test norm':>9} "
+             f"{'test sweeps':>11}", "-" * 64]
+    for name, m in results["methods"].items():
+        tr, te = m["train"], m["test"]
+        lines.append(f"{name:<13} {tr['return']:>8.4f} {tr['normalized_return']:>10.3f} "
+                     f"{te['return']:>8.4f} {te['normalized_return']:>9.3f} "
+                     f"{te['planning_sweeps']:>11.1f}")
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""Factored goal models (`og.goal_models`) against the dense per-goal reference: the models,
+their products, the values of policies over options, planned returns and their gradients."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optiongrad as og
+from conftest import tolerance
+from optiongrad._src.goal_models import default_chunk, goal_values
+from optiongrad._src.option_gradient import batched_smdp_returns
+
+GOALS = np.array([0, 17, 57, 103, 40])
+
+
+def _options(env, k, seed=0):
+    kp, kb = jax.random.split(jax.random.key(seed))
+    logits = jax.random.normal(kp, (k, env.num_states, env.num_actions))
+    policy = jax.nn.softmax(logits, axis=-1).astype(env.dtype)
+    beta = jax.random.uniform(kb, (k, env.num_states), env.dtype, 0.05, 0.95)
+    return og.Options(np.asarray(policy), np.asarray(beta))
+
+
+def _env(slip=0.1, dtype=np.float64, sparse=False):
+    return og.gridworld.navigation_mdp(og.gridworld.four_rooms(slip), 0.9, dtype=dtype,
+                                       sparse=sparse)
+
+
+def _dense_reference(env, options, goals):
+    """Per goal, `option_models(goal_task(env, g))`: `(T, S, K)`, `(T, K, S, S)`, `(T, S)`."""
+    rewards, transitions, initial = [], [], []
+    for g in np.asarray(goals):
+        task = og.goal_task(env, int(g))
+        r, p = og.option_models(task, options)
+        rewards.append(r), transitions.append(p), initial.append(task.initial)
+    return jnp.stack(rewards), jnp.stack(transitions), jnp.stack(initial)
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.2])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_factored_models_equal_each_goal_tasks_option_models(dtype, slip, sparse, jit):
+    env = _env(slip, dtype, sparse)
+    options = og.with_primitives(_options(env, 3))
+    fn = jax.jit(og.goal_models) if jit else og.goal_models
+    models = fn(env, options, GOALS)
+    assert models.base.shape == (7, 104, 104) and models.u.shape == (7, 104, 5)
+    assert models.y.shape == (7, 5, 104) and models.rewards.shape == (5, 104, 7)
+    assert models.rewards.dtype == dtype
+    r, p, s0 = _dense_reference(env, options, GOALS)
+    tol = tolerance(dtype, 1e-12, 2e-5)
+    np.testing.assert_allclose(models.transitions(), p, atol=tol)
+    np.testing.assert_allclose(models.rewards, r, atol=tol)
+    np.testing.assert_array_equal(models.initial, s0)
+    # the products the planners use, against the dense tensor
+    rng = np.random.default_rng(1)
+    v = jnp.asarray(rng.normal(size=(5, 104)), dtype)
+    np.testing.assert_allclose(models.apply(v), jnp.einsum("gkst,gt->gsk", p, v),
+                               atol=10 * tol)
+    mu = jax.nn.softmax(jnp.asarray(rng.normal(size=(5, 104, 7)), dtype), axis=-1)
+    np.testing.assert_allclose(models.policy_matrix(mu), jnp.einsum("gsk,gkst->gst", mu, p),
+                               atol=10 * tol)
+    # take: a sub-batch of goals is the models of those goals
+    sub = models.take(slice(1, 3))
+    np.testing.assert_array_equal(sub.transitions(), models.transitions()[1:3])
+
+
+def test_goal_option_models_is_the_dense_form_of_the_factors():
+    env = _env()
+    options = _options(env, 2)
+    r, p, s0 = og.goal_option_models(env, options, GOALS)
+    models = og.goal_models(env, options, GOALS)
+    np.testing.assert_array_equal(p, models.transitions())
+    np.testing.assert_array_equal(r, models.rewards)
+    np.testing.assert_array_equal(s0, models.initial)
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 2, 5, 7])
+def test_values_in_chunks_equal_dense_evaluation(chunk):
+    env = _env(0.1)
+    options = og.with_primitives(_options(env, 2))
+    models = og.goal_models(env, options, GOALS)
+    r, p, _ = _dense_reference(env, options, GOALS)
+    mu = jax.nn.softmax(jax.random.normal(jax.random.key(2), (5, 104, 6)), axis=-1)
+    reference = jax.vmap(og.smdp_policy_evaluation)(r, p, mu)
+    values = goal_values(models, mu, chunk=chunk)
+    np.testing.assert_allclose(values, reference, rtol=1e-10, atol=1e-12)
+
+    def loss(mu, chunk):
+        return jnp.sum(goal_values(models, mu, chunk=chunk) ** 2)
+
+    def dense_loss(mu):
+        return jnp.sum(jax.vmap(og.smdp_policy_evaluation)(r, p, mu) ** 2)
+
+    np.testing.assert_allclose(jax.grad(loss)(mu, chunk), jax.grad(dense_loss)(mu),
+                               rtol=1e-9, atol=1e-11)
+
+
+def test_default_chunk_fits_the_budget():
+    assert default_chunk(104, 83) == 83                 # all of four rooms at once
+    assert default_chunk(10_000, 32) == 1               # one (S, S) matrix at a time
+    assert default_chunk(2000, 500) == 2**27 // (8 * 2000**2)
+
+
+@pytest.mark.parametrize("dtype,budget,primitives", [
+    (np.float64, 3, True), (np.float64, None, True), (np.float64, 3, False),
+    (np.float32, 3, True), (np.float32, None, False)])
+def test_returns_and_gradients_equal_the_dense_path(dtype, budget, primitives):
+    env = _env(0.1, dtype)
+    planner = og.ExtrinsicPlanner(0.05, budget, primitives)
+    options = _options(env, 3)
+    tol = tolerance(dtype, 1e-10, 1e-4)
+
+    def factored(policy, beta):
+        return og.goal_returns(og.Options(policy, beta), env, GOALS, planner)
+
+    def dense(policy, beta):
+        planned = og.with_primitives(og.Options(policy, beta)) if primitives \
+            else og.Options(policy, beta)
+        r, p, s0 = og.goal_option_models(env, planned, GOALS)
+        return batched_smdp_returns(r, p, s0, planner, planned.initiation)
+
+    args = (options.policy, options.termination)
+    np.testing.assert_allclose(factored(*args), dense(*args), rtol=tol)
+    weights = jnp.linspace(1.0, 2.0, len(GOALS), dtype=dtype)
+    grads = jax.grad(lambda *a: weights @ factored(*a), (0, 1))(*args)
+    refs = jax.grad(lambda *a: weights @ dense(*a), (0, 1))(*args)
+    for g, ref in zip(grads, refs):
+        assert g.dtype == dtype
+        scale = float(jnp.max(jnp.abs(ref)))
+        np.testing.assert_allclose(g, ref, atol=tol * scale * 10, rtol=tol)
+
+
+def test_initiation_sets_are_respected_like_the_dense_planner():
+    env = _env(0.0)
+    options = _options(env, 2)
+    mask = np.ones((2, 104), bool)
+    mask[0, :52] = False                      # option 0 only in the second half of the map
+    options = og.Options(options.policy, options.termination, mask)
+    planned = og.with_primitives(options)
+    models = og.goal_models(env, planned, GOALS)
+    returns, code = og.goal_model_returns(models, 0.05, num_sweeps=4,
+                                          initiation=planned.initiation)
+    r, p, s0 = _dense_reference(env, planned, GOALS)
+    ref = batched_smdp_returns(r, p, s0, og.ExtrinsicPlanner(0.05, 4, False),
+                               planned.initiation)
+    np.testing.assert_allclose(returns, ref, rtol=1e-11)
+    assert code == og.RESULTS.budget_reached    # a fixed budget, as asked
+
+
+def test_a_failed_converged_planner_makes_every_return_nan():
+    env = _env(0.0)
+    models = og.goal_models(env, og.with_primitives(_options(env, 2)), GOALS)
+    returns, code = og.goal_model_returns(models, 0.05, num_sweeps=None)
+    assert code == og.RESULTS.successful and np.all(np.isfinite(returns))
+    broken = eqx.tree_at(lambda m: m.rewards, models, models.rewards.at[1, 5, 0].set(np.nan))
+    returns, code = og.goal_model_returns(broken, 0.05, num_sweeps=None)
+    assert code == og.RESULTS.nonfinite
+    assert np.all(np.isnan(returns))
+
+
+def test_goal_planning_sweeps_equal_per_goal_model_planning_sweeps():
+    env = _env(0.0)
+    hallway = og.gridworld.hallway_options(og.gridworld.four_rooms())
+    planned = og.with_primitives(og.Options(hallway.policy, hallway.termination,
+                                            hallway.initiation_mask()))
+    goals = np.arange(0, 104, 7)
+    q_star, _, _ = og.reference_returns(env, goals)
+    models = og.goal_models(env, planned, goals)
+    fast = og.goal_planning_sweeps(env, models, goals, q_star, initiation=planned.initiation)
+    r, p, _ = _dense_reference(env, planned, goals)
+    for i, g in enumerate(goals):
+        slow = og.model_planning_sweeps(og.goal_task(env, int(g)), r[i], p[i],
+                                        initiation=planned.initiation, optimal_q=q_star[i])
+        assert int(fast[i]) == int(slow), g
+    assert 1 <= int(np.max(fast)) < 100
+
+
+def test_goal_models_reject_bad_input():
+    env = _env()
+    options = _options(env, 2)
+    with pytest.raises(ValueError, match="goals"):
+        og.goal_models(env, options, [3, 104])
+    with pytest.raises(ValueError, match="options"):
+        og.goal_models(env, og.Options(np.full((1, 5, 4), 0.25), np.full((1, 5), 0.5)), [0])
+    with pytest.raises(ValueError, match="mdp"):
+        og.goal_models("four rooms", options, [0])
+    q_star, _, _ = og.reference_returns(env, [0, 1])
+    models = og.goal_models(env, og.with_primitives(options), [0, 1])
+    with pytest.raises(ValueError, match="optimal_q"):
+        og.goal_planning_sweeps(env, models, [0, 1], q_star[:1])

@@ -1,0 +1,230 @@
+"""The option-gradient experiment on any map: named maps and map files, doorways and hallway
+options on any map, covering options, goal batches, several seeds and their aggregate."""
+
+import json
+import os
+from collections import deque
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+
+import optiongrad as og
+from optiongrad.cli import main
+from optiongrad.experiments import seeds
+from optiongrad.experiments.learn_options import LearnOptionsConfig, Setup, train_options
+
+TWO_ROOMS = """\
+wwwwwwwwwwwww
+w     w     w
+w     w     w
+w           w
+w     w     w
+wwwwwwwwwwwww
+"""
+
+
+def _bfs(grid, target, allowed):
+    dist = np.full(grid.num_states, -1)
+    dist[target] = 0
+    queue = deque([target])
+    while queue:
+        x = queue.popleft()
+        for y in grid.successors[x]:
+            if allowed[y] and dist[y] < 0:
+                dist[y] = dist[x] + 1
+                queue.append(y)
+    return dist
+
+
+def test_named_maps_and_map_files(tmp_path):
+    sizes = {"four-rooms": 104, "nine-rooms": 453, "twenty-five-rooms": 1265}
+    assert og.gridworld.map_names() == tuple(sizes)
+    for name, cells in sizes.items():
+        assert og.gridworld.load_map(name).num_states == cells
+    np.testing.assert_array_equal(og.gridworld.load_map("four-rooms").cells,
+                                  og.gridworld.four_rooms().cells)
+    path = tmp_path / "two.txt"
+    path.write_bytes(TWO_ROOMS.replace("\n", "\r\n").encode())       # Windows line ends
+    assert og.gridworld.load_map(str(path)).num_states == 41
+    for bad in ("no-such-map", "", 3, str(tmp_path)):
+        with pytest.raises(ValueError, match="map"):
+            og.gridworld.load_map(bad)
+
+
+@pytest.mark.parametrize("name,rooms,doorways", [("four-rooms", 4, 4), ("nine-rooms", 9, 12),
+                                                  ("twenty-five-rooms", 25, 40)])
+def test_doorways_join_rooms_on_every_shipped_map(name, rooms, doorways):
+    grid = og.gridworld.load_map(name)
+    found_rooms, hallways = og.gridworld.rooms_and_hallways(grid)
+    assert len(found_rooms) == rooms and len(hallways) == doorways
+    label = np.full(grid.num_states, -1)
+    for i, room in enumerate(found_rooms):
+        label[room] = i
+    for h in hallways:  # each doorway joins exactly two rooms, and removing it separates them
+        sides = {label[y] for y in grid.successors[h] if label[y] >= 0}
+        assert len(sides) == 2
+
+
+def test_hallway_options_on_nine_rooms_reach_their_doorway_by_shortest_paths():
+    grid = og.gridworld.load_map("nine-rooms")
+    env = og.gridworld.navigation_mdp(grid, 0.9)
+    options = og.gridworld.hallway_options(grid)
+    assert options.num_options == 24                 # one per room and doorway of the room
+    _, transitions = og.option_models(env, options)
+    initiation = np.asarray(options.initiation_mask())
+    transitions = np.asarray(transitions)
+    hallways = og.gridworld.rooms_and_hallways(grid)[1]
+    for k in range(options.num_options):
+        target = int(np.argmax(transitions[k, np.flatnonzero(initiation[k])[0]]))
+        assert target in hallways and not initiation[k, target]
+        dist = _bfs(grid, target, initiation[k] | (np.arange(grid.num_states) == target))
+        for s in np.flatnonzero(initiation[k]):
+            # the option ends at its doorway after the shortest-path number of moves
+            assert transitions[k, s, target] == pytest.approx(0.9 ** dist[s], rel=1e-10)
+
+
+def test_covering_subgoals_are_the_ends_of_the_fiedler_vector():
+    line = og.gridworld.GridWorld.from_ascii("w" * 12 + "\nw" + " " * 10 + "w\n" + "w" * 12)
+    env = og.gridworld.navigation_mdp(line, 0.9)
+    first = og.discovery.covering_subgoals(env, 2)
+    assert sorted(first.tolist()) == [0, 9]                  # a path's Fiedler vector is monotone
+    # every round raises (never lowers) the algebraic connectivity λ₂ of the augmented graph
+    grid = og.gridworld.four_rooms()
+    env = og.gridworld.navigation_mdp(grid, 0.9)
+    subgoals = og.discovery.covering_subgoals(env, 6)
+    graph = og.discovery.state_graph(env).toarray()
+    lam = []
+    for i in range(0, 7, 2):
+        lam.append(np.linalg.eigvalsh(np.diag(graph.sum(1)) - graph)[1])
+        if i < 6:
+            a, b = subgoals[i], subgoals[i + 1]
+            graph[a, b] = graph[b, a] = 1.0
+    assert all(x < y for x, y in zip(lam, lam[1:])), lam
+    options = og.discovery.covering_options(env, 6)
+    np.testing.assert_array_equal(np.argmax(np.asarray(options.termination), axis=1), subgoals)
+    with pytest.raises(ValueError, match="num_options"):
+        og.discovery.covering_options(env, 3)
+
+
+def test_sparse_laplacian_eigenvectors_equal_dense_ones():
+    from optiongrad._src.discovery import _laplacian_vectors
+
+    grid = og.gridworld.GridWorld.from_ascii(
+        "\n".join(["w" * 73] + ["w" + " " * 71 + "w"] * 29 + ["w" * 73]))   # 71×29 = 2059
+    graph = og.discovery.state_graph(og.gridworld.navigation_mdp(grid, 0.9))
+    sparse = _laplacian_vectors(graph, 2)                  # shift-invert Lanczos (S > 2000)
+    laplacian = np.diag(np.asarray(graph.sum(1)).ravel()) - graph.toarray()
+    dense = np.linalg.eigh(laplacian)[1][:, 1:3].T
+    for a, b in zip(sparse, dense):
+        assert abs(a @ b) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_interval_is_students_t():
+    got = seeds.interval([1.0, 2.0, 3.0])
+    half = scipy.stats.t.ppf(0.975, 2) / np.sqrt(3)
+    assert got["mean"] == 2.0 and got["std"] == 1.0
+    assert got["low"] == pytest.approx(2 - half) and got["high"] == pytest.approx(2 + half)
+    assert seeds.interval([0.5])["low"] == 0.5
+
+
+@pytest.mark.parametrize("text,expected", [("0-4", (0, 1, 2, 3, 4)), ("3", (3,)),
+                                           ("0,3,7", (0, 3, 7)), ("0-1,5", (0, 1, 5))])
+def test_parse_seeds(text, expected):
+    assert seeds.parse_seeds(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "4-0", "a", "1,1", "-1", "0-"])
+def test_parse_seeds_refuses_bad_text(text):
+    with pytest.raises(ValueError, match="--seeds"):
+        seeds.parse_seeds(text)
+
+
+@pytest.fixture(scope="module")
+def two_rooms(tmp_path_factory):
+    path = tmp_path_factory.mktemp("maps") / "two-rooms.txt"
+    path.write_text(TWO_ROOMS)
+    return str(path)
+
+
+def test_learn_options_on_a_map_file_and_several_seeds(two_rooms, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    argv = ["learn-options", "--map", two_rooms, "--options", "2", "--steps", "2", "--quiet",
+            "--out", out]
+    assert main([*argv, "--seeds", "0-2"]) == 0
+    printed = capsys.readouterr().out
+    assert "mean [95% CI]" in printed and "learned −" in printed
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["seeds"] == [0, 1, 2] and os.path.getsize(os.path.join(out, "summary.png"))
+    runs = []
+    for seed in (0, 1, 2):
+        with open(os.path.join(out, f"seed-{seed}", "results.json")) as f:
+            runs.append(json.load(f))
+        assert runs[-1]["config"]["seed"] == seed and runs[-1]["config"]["map"] == two_rooms
+    methods = runs[0]["methods"]
+    assert set(methods) == {"learned", "primitives", "hallway", "random", "eigenoptions",
+                            "covering"}
+    assert methods["hallway"]["num_options"] == 2 and methods["covering"]["num_options"] == 2
+    assert len(runs[0]["split"]["train"]) == 33 and len(runs[0]["split"]["test"]) == 8
+    # the aggregate, recomputed from the seeds' own results
+    test = {m: [r["methods"][m]["test"]["normalized_return"] for r in runs] for m in methods}
+    for m in methods:
+        assert summary["methods"][m]["test"]["mean"] == pytest.approx(np.mean(test[m]))
+    best = summary["best_baseline"]
+    assert best == max((m for m in methods if m != "learned"), key=lambda m: np.mean(test[m]))
+    diff = np.subtract(test["learned"], test[best])
+    paired = summary["paired_difference"]["test"]
+    half = scipy.stats.t.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
+    assert paired["mean"] == pytest.approx(diff.mean())
+    assert paired["high"] - paired["low"] == pytest.approx(2 * half)
+    # a finished multi-seed run is not overwritten silently; --resume re-evaluates it
+    with pytest.raises(SystemExit):
+        main([*argv, "--seeds", "0-2"])
+    assert "finished run" in capsys.readouterr().err
+    assert main([*argv, "--seeds", "0-2", "--resume"]) == 0
+    with open(os.path.join(out, "summary.json")) as f:
+        assert json.load(f)["methods"] == summary["methods"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--seeds", "0-1", "--seed", "3"])
+    assert "--seeds: conflicts with --seed" in capsys.readouterr().err
+
+
+def test_four_rooms_is_learn_options_on_the_four_rooms_map(tmp_path):
+    common = ["--options", "2", "--steps", "2", "--quiet"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["four-rooms", "--out", a, *common]) == 0
+    assert main(["learn-options", "--map", "four-rooms", "--out", b, *common]) == 0
+    results = []
+    for out in (a, b):
+        with open(os.path.join(out, "results.json")) as f:
+            r = json.load(f)
+        results.append((r["config"], r["split"], r["methods"]))
+    assert results[0] == results[1]
+
+
+def test_a_goal_batch_of_all_train_goals_is_the_full_objective(two_rooms):
+    base = LearnOptionsConfig(map=two_rooms, num_options=2, steps=2)
+    full = Setup(base)
+    _, rows = train_options(full, progress=False)
+    _, rows_all = train_options(Setup(LearnOptionsConfig(
+        map=two_rooms, num_options=2, steps=2, goal_batch=len(full.train))), progress=False)
+    for r, q in zip(rows, rows_all):
+        assert r["train_return"] == q["train_return"] and r["test_return"] == q["test_return"]
+    _, batched = train_options(Setup(LearnOptionsConfig(
+        map=two_rooms, num_options=2, steps=2, goal_batch=5)), progress=False)
+    # row 0 scores the same initial options: its test return is the full one, its train
+    # return the mean over a batch of 5 goals (not the whole set)
+    assert batched[0]["test_return"] == pytest.approx(rows[0]["test_return"], rel=1e-12)
+    assert batched[0]["train_return"] != pytest.approx(rows[0]["train_return"], rel=1e-6)
+    with pytest.raises(ValueError, match="goal_batch"):
+        LearnOptionsConfig(map=two_rooms, goal_batch=40).validate()
+
+
+def test_learn_options_config_checks_the_map():
+    with pytest.raises(ValueError, match="map"):
+        LearnOptionsConfig(map="atlantis").validate()
+    with pytest.raises(SystemExit):
+        main(["learn-options", "--map", "atlantis", "--out", "/tmp/never-written"])
+    assert not os.path.exists("/tmp/never-written")
