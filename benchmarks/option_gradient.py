@@ -108,6 +108,7 @@ def median_time(fn, *args, repeats: int = 3) -> float:
 def scaling(figure: str, readme) -> None:
     """Step time as S, T and K grow (factored path), in a figure and a table."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -128,6 +129,9 @@ def scaling(figure: str, readme) -> None:
             print(label, x, f"{seconds:.3f} s", flush=True)
         ax = fig.add_subplot(1, 3, i + 1)
         ax.loglog(xs, ys, "o-")
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel("step (s)" if i == 0 else "")
         ax.grid(alpha=0.3, which="both")
@@ -174,7 +178,7 @@ def main(argv=None):
         rows.append([name, fmt_ms(median), f"{base / median:.1f}×",
                      f"{memory[name] / 2**20:.0f} MiB"])
     text = (f"Four-rooms training step (value + gradient + test return), median of "
-            f"{args.repeats}, float64; {machine()}. Largest difference between the two paths: "
+            f"{args.repeats}, float64; {machine()}. Largest difference between the paths: "
             f"{error:.1e}.\n\n"
             + markdown_table(["path", "step (ms)", "speed-up", "XLA memory"], rows))
     report(text, args.readme, "option-gradient-step")

@@ -2,9 +2,10 @@
 
     pip install ".[bench]" && python benchmarks/run_all.py
 
-Runs `core.py` (planner and gradient times, implicit vs unrolled memory) and `scale.py`
-(large grids vs numpy/scipy and pymdptoolbox, scaling curves, bandwidth bound, solvers).
-About 15 minutes on 2 cores. Never part of the test suite.
+Runs `core.py` (planner and gradient times, implicit vs unrolled memory), `scale.py`
+(large grids vs numpy/scipy and pymdptoolbox, scaling curves, bandwidth bound, solvers) and
+`option_gradient.py` (the option gradient's training step: dense vs factored goal models, and
+its growth with S, T, K). About 20 minutes on 2 cores. Never part of the test suite.
 """
 
 import os
@@ -13,6 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 
 import core  # noqa: E402
+import option_gradient  # noqa: E402
 import scale  # noqa: E402
 
 if __name__ == "__main__":
@@ -21,3 +23,5 @@ if __name__ == "__main__":
                           "scaling.png")
     core.main(["--readme", readme])
     scale.main(["--readme", readme, "--figure", figure])
+    option_gradient.main(["--readme", readme, "--figure", os.path.join(
+        os.path.dirname(figure), "option_gradient_scaling.png")])

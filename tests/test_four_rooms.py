@@ -119,11 +119,9 @@ def _strip(rows):
 def test_training_is_deterministic_and_resume_loses_nothing(tmp_path):
     setup = Setup(FourRoomsConfig(**{**SMALL, "steps": 4}))
     params_a, rows_a = train_options(setup, None, progress=False)
-    params_b, rows_b = train_options(setup, None, progress=False)
-    assert _strip(rows_a) == _strip(rows_b)
-    for a, b in zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     out = str(tmp_path)
+    # two steps in one run, two more resumed in another: the same digits as four in one go
+    # (so training is deterministic and a resume loses nothing)
     train_options(Setup(FourRoomsConfig(**{**SMALL, "steps": 2})), out, progress=False)
     params_c, rows_c = train_options(setup, out, resume=True, progress=False)
     assert _strip(rows_c) == _strip(rows_a)

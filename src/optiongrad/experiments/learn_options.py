@@ -164,9 +164,7 @@ class Setup:
         self.environment = og.gridworld.navigation_mdp(self.grid, config.discount,
                                                        sparse=s > SPARSE_CELLS)
         self.train, self.test = split_goals(s, config.seed, config.train_fraction)
-        self.model = (og.rewards.state(s, init_scale=config.init_scale)
-                      if config.reward == "state"
-                      else og.rewards.tabular(s, 4, init_scale=config.init_scale))
+        self.model = _reward_model(config.reward, s, float(config.init_scale))
         q, j_star, j_rand = jax.jit(og.reference_returns)(self.environment, jnp.arange(s))
         self.optimal_q, self.optimal, self.uniform = q, np.asarray(j_star), np.asarray(j_rand)
 
@@ -241,35 +239,18 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
     continues from the checkpoint there (same config except `steps`).
     """
     c, env = setup.config, setup.environment
-    planner = c.planner
     params = og.init_params(jax.random.key(c.seed), setup.model, c.num_options,
                             env.num_states, learn_termination=c.learn_termination,
                             termination_init=c.termination)
     optimiser = optax.adam(c.learning_rate)
-    train_goals, test_goals = jnp.asarray(setup.train), jnp.asarray(setup.test)
-    objective_kwargs = dict(temperature_options=c.temperature_options, planner=planner,
-                            termination=c.termination, diversity_weight=c.diversity_weight)
-    batch_key = jax.random.fold_in(jax.random.key(c.seed), 1)
+    goals = (jnp.asarray(setup.train), jnp.asarray(setup.test),
+             jax.random.fold_in(jax.random.key(c.seed), 1))
+    # the seed and the step count do not change the step's program: one compilation serves
+    # every seed of a map (and every run in a process)
+    settings = dataclasses.replace(c, seed=0, steps=0)
 
-    def goal_batch(step_index):
-        if c.goal_batch is None or c.goal_batch == len(setup.train):
-            return train_goals
-        key = jax.random.fold_in(batch_key, step_index)
-        return jnp.sort(jax.random.choice(key, train_goals, (c.goal_batch,), replace=False))
-
-    @jax.jit
     def step(state):
-        params, opt_state, step_index = state
-        (objective, aux), grad = jax.value_and_grad(og.option_gradient_objective,
-                                                    has_aux=True)(
-            params, setup.model, env, goal_batch(step_index), eval_goals=test_goals,
-            **objective_kwargs)
-        updates, opt_state = optimiser.update(jax.tree.map(jnp.negative, grad), opt_state)
-        metrics = {"objective": objective, "train_return": aux["return"],
-                   "test_return": aux["eval_return"],
-                   "diversity": aux["diversity"], "grad_norm": optax.tree.norm(grad),
-                   "intrinsic_converged": jnp.all(aux["intrinsic_converged"])}
-        return (optax.apply_updates(params, updates), opt_state, step_index + 1), metrics
+        return _train_step(state, env, *goals, model=setup.model, settings=settings)
 
     def finish_row(row):
         row["train_normalized"] = setup.normalise(row["train_return"], setup.train)
@@ -284,6 +265,37 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
         postfix=lambda row: {"train": f"{row['train_normalized']:.3f}",
                              "test": f"{row['test_normalized']:.3f}"})
     return state[0], rows
+
+
+@functools.partial(jax.jit, static_argnames=("model", "settings"))
+def _train_step(state, env, train_goals, test_goals, batch_key, *, model, settings):
+    """One Adam step on the option-gradient objective of a goal batch, with the held-out
+    goals' return from the same factorisation; `state = (params, opt_state, step index)`."""
+    c = settings
+    params, opt_state, step_index = state
+    goals = train_goals
+    if c.goal_batch is not None and c.goal_batch != train_goals.shape[0]:
+        key = jax.random.fold_in(batch_key, step_index)
+        goals = jnp.sort(jax.random.choice(key, train_goals, (c.goal_batch,), replace=False))
+    (objective, aux), grad = jax.value_and_grad(og.option_gradient_objective, has_aux=True)(
+        params, model, env, goals, eval_goals=test_goals,
+        temperature_options=c.temperature_options, planner=c.planner,
+        termination=c.termination, diversity_weight=c.diversity_weight)
+    updates, opt_state = optax.adam(c.learning_rate).update(jax.tree.map(jnp.negative, grad),
+                                                            opt_state)
+    metrics = {"objective": objective, "train_return": aux["return"],
+               "test_return": aux["eval_return"], "diversity": aux["diversity"],
+               "grad_norm": optax.tree.norm(grad),
+               "intrinsic_converged": jnp.all(aux["intrinsic_converged"])}
+    return (optax.apply_updates(params, updates), opt_state, step_index + 1), metrics
+
+
+@functools.lru_cache(maxsize=None)
+def _reward_model(kind: str, num_states: int, init_scale: float) -> og.rewards.RewardModel:
+    """One model object per setting, so that compiled steps are shared between runs."""
+    if kind == "state":
+        return og.rewards.state(num_states, init_scale=init_scale)
+    return og.rewards.tabular(num_states, 4, init_scale=init_scale)
 
 
 def learned_options(setup: Setup, params) -> og.Options:
