@@ -230,3 +230,11 @@ def test_learn_options_config_checks_the_map():
     with pytest.raises(SystemExit):
         main(["learn-options", "--map", "atlantis", "--out", "/tmp/never-written"])
     assert not os.path.exists("/tmp/never-written")
+
+
+def test_seeds_in_memory_without_an_output_directory(two_rooms):
+    config = LearnOptionsConfig(map=two_rooms, num_options=2, steps=1)
+    summary = seeds.run_seeds(config, (0, 1), None, resume=True, progress=False)
+    assert summary["seeds"] == [0, 1] and set(summary["methods"]) >= {"learned", "covering"}
+    with pytest.raises(ValueError, match="--seeds"):
+        seeds.run_seeds(config, (), None)

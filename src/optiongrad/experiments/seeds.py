@@ -72,9 +72,9 @@ def run_seeds(config: LearnOptionsConfig, seeds: Sequence[int], out_dir: Optiona
         for c in configs:
             if progress:
                 print(f"seed {c.seed} ({len(runs) + 1} of {len(configs)})", flush=True)
+            where = None if out_dir is None else seed_dir(out_dir, c.seed)
             runs[c.seed] = run_learn_options(
-                c, None if out_dir is None else seed_dir(out_dir, c.seed),
-                resume=resume and os.path.isdir(seed_dir(out_dir, c.seed)),
+                c, where, resume=resume and where is not None and os.path.isdir(where),
                 progress=progress)
         summary = summarise(runs)
         if out_dir is not None:
