@@ -175,9 +175,7 @@ def make_options(
         raise RuntimeError(f"make_options: the intrinsic planners of options "
                            f"{jnp.flatnonzero(plans.failed).tolist()} failed (iteration limit "
                            "or non-finite values); raise max_iter or check the rewards")
-    policy = nan_where(plans.failed, options.policy) if not checks.is_concrete(plans.q) \
-        else options.policy
-    return Options(policy, options.termination, None), plans
+    return Options(nan_where(plans.failed, options.policy), options.termination, None), plans
 
 
 def _options(params, model, mdp, temperature, termination, plan_kwargs):
@@ -346,8 +344,9 @@ def option_gradient_objective(
                                  jnp.int32)
         goals = jnp.concatenate([goals, eval_goals])
     models = goal_models(mdp, planned, goals)
-    returns = _model_returns(models.take(slice(0, num_goals)), planner, planned.initiation)
-    returns = nan_where(jnp.any(plans.failed), returns)
+    failed = jnp.any(plans.failed)
+    returns = nan_where(failed, _model_returns(models.take(slice(0, num_goals)), planner,
+                                               planned.initiation))
     mean_return = jnp.mean(returns)
     div = diversity(options, mdp) if diversity_weight else jnp.zeros((), mean_return.dtype)
     objective = mean_return + diversity_weight * div
@@ -355,7 +354,7 @@ def option_gradient_objective(
            "intrinsic_converged": plans.converged, "intrinsic_plans": plans}
     if eval_goals is not None:
         held_out = jax.lax.stop_gradient(models.take(slice(num_goals, None)))
-        aux["eval_returns"] = nan_where(jnp.any(plans.failed), _model_returns(
+        aux["eval_returns"] = nan_where(failed, _model_returns(
             held_out, planner, jax.lax.stop_gradient(planned.initiation)))
         aux["eval_return"] = jnp.mean(aux["eval_returns"])
     return objective, aux

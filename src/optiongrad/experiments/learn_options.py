@@ -242,7 +242,7 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
     params = og.init_params(jax.random.key(c.seed), setup.model, c.num_options,
                             env.num_states, learn_termination=c.learn_termination,
                             termination_init=c.termination)
-    optimiser = optax.adam(c.learning_rate)
+    optimiser = _optimiser(c)
     goals = (jnp.asarray(setup.train), jnp.asarray(setup.test),
              jax.random.fold_in(jax.random.key(c.seed), 1))
     # the seed and the step count do not change the step's program: one compilation serves
@@ -281,13 +281,17 @@ def _train_step(state, env, train_goals, test_goals, batch_key, *, model, settin
         params, model, env, goals, eval_goals=test_goals,
         temperature_options=c.temperature_options, planner=c.planner,
         termination=c.termination, diversity_weight=c.diversity_weight)
-    updates, opt_state = optax.adam(c.learning_rate).update(jax.tree.map(jnp.negative, grad),
-                                                            opt_state)
+    updates, opt_state = _optimiser(c).update(jax.tree.map(jnp.negative, grad), opt_state)
     metrics = {"objective": objective, "train_return": aux["return"],
                "test_return": aux["eval_return"], "diversity": aux["diversity"],
                "grad_norm": optax.tree.norm(grad),
                "intrinsic_converged": jnp.all(aux["intrinsic_converged"])}
     return (optax.apply_updates(params, updates), opt_state, step_index + 1), metrics
+
+
+def _optimiser(config: LearnOptionsConfig) -> optax.GradientTransformation:
+    """Adam ascent on the objective (the step negates the gradient)."""
+    return optax.adam(config.learning_rate)
 
 
 @functools.lru_cache(maxsize=None)

@@ -83,22 +83,12 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
         if finish_row is not None:
             row = finish_row(row)
         row["seconds"] = time.perf_counter() - tic
-        if not np.isfinite(row[objective]):
+        problem = _non_finite(row, objective, new_state)
+        if problem:
             bar.close()
             kept = (f"the checkpoint keeps the {t} steps before it" if out_dir is not None and t
                     else "nothing was saved")
-            raise TrainingError(f"step {t}: the {objective} is {row[objective]} (a planner "
-                                f"failed or the updates diverged); {kept}; try a smaller "
-                                "learning rate")
-        leaves = jax.tree.leaves(new_state)
-        if not all(np.all(np.isfinite(np.asarray(x))) for x in leaves
-                   if np.issubdtype(np.asarray(x).dtype, np.inexact)):
-            bar.close()
-            kept = (f"the checkpoint keeps the {t} steps before it" if out_dir is not None and t
-                    else "nothing was saved")
-            raise TrainingError(f"step {t}: the update produced non-finite parameters (the "
-                                f"gradient norm is {row.get('grad_norm', 'unknown')}); {kept}; "
-                                "try a smaller learning rate")
+            raise TrainingError(f"step {t}: {problem}; {kept}; try a smaller learning rate")
         if columns is not None and tuple(row) != tuple(columns):
             raise RuntimeError(f"metrics row has columns {tuple(row)}, expected {columns}")
         state = new_state
@@ -173,6 +163,18 @@ def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = N
         raise ValueError(f"--resume: the checkpoint {path} is inconsistent (step {step}, "
                          f"{len(rows)} metrics rows)")
     return step, jax.tree.unflatten(treedef, [jax.numpy.asarray(x) for x in loaded]), rows
+
+
+def _non_finite(row: dict, objective: str, state) -> Optional[str]:
+    """What is not finite after a step — the objective, or the new parameters — or None."""
+    if not np.isfinite(row[objective]):
+        return (f"the {objective} is {row[objective]} (a planner failed or the updates "
+                "diverged)")
+    if not all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(state)
+               if np.issubdtype(np.asarray(x).dtype, np.inexact)):
+        return (f"the update produced non-finite parameters (the gradient norm is "
+                f"{row.get('grad_norm', 'unknown')})")
+    return None
 
 
 def _check_rows(rows, columns: Optional[tuple]) -> list:
