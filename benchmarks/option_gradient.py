@@ -2,6 +2,13 @@
 factored goal models, side by side in one process (needs the `bench` extra):
 
     python benchmarks/option_gradient.py [--readme README.md] [--repeats 7] [--figure PNG]
+                                         [--large]
+
+`--large` times the step on the large maps instead, each variant in its own process (so that
+its peak memory is its own): factored against matrix-free sweeps on twenty-five-rooms (1265
+cells), and on hundred-rooms (10,180 cells), where only sweeps fit, the library's sweeps in
+float64 and float32 against two other ways of doing them (Anderson-accelerated solves, and the
+scatter-add transpose that JAX derives without the sources table).
 
 The step is the four-rooms job's (default settings: K = 8 options, state rewards, τ_o = 0.05,
 τ_μ = 0.01, 3 SMDP sweeps, primitives appended, 83 train goals, the 21 test goals' returns
@@ -143,13 +150,93 @@ def scaling(figure: str, readme) -> None:
            "option-gradient-scaling")
 
 
+LARGE = {  # name: (map, method, dtype, variant)
+    "twenty-five-rooms, factored": ("twenty-five-rooms", "factored", "float64", "default"),
+    "twenty-five-rooms, sweeps": ("twenty-five-rooms", "sweeps", "float64", "default"),
+    "hundred-rooms, sweeps, float64": ("hundred-rooms", "sweeps", "float64", "default"),
+    "hundred-rooms, sweeps, float32": ("hundred-rooms", "sweeps", "float32", "default"),
+    "hundred-rooms, sweeps + Anderson(5), float64": ("hundred-rooms", "sweeps", "float64",
+                                                     "anderson"),
+    "hundred-rooms, sweeps, scatter transpose, float64": ("hundred-rooms", "sweeps",
+                                                          "float64", "scatter"),
+}
+
+
+def large_step(name: str, repeats: int) -> dict:
+    """Time one `LARGE` variant's training step (32 goals, K = 8, the default settings; value
+    + gradient, no test goals) in this process; returns its median and peak RSS."""
+    import resource
+
+    from optiongrad._src import goal_sweeps
+
+    map_name, method, dtype, variant = LARGE[name]
+    jax.config.update("jax_enable_x64", dtype == "float64")
+    grid = og.gridworld.load_map(map_name)
+    env = og.gridworld.navigation_mdp(grid, 0.9, sparse=True)
+    if variant == "anderson":
+        goal_sweeps.SOLVER = og.solvers.Anderson(memory=5)
+    if variant == "scatter":  # drop the sources table (`replace` would rebuild it)
+        object.__setattr__(env.transitions, "sources", None)
+    model = og.rewards.state(grid.num_states, init_scale=1.0)
+    params = og.init_params(jax.random.key(0), model, 8, grid.num_states)
+    goals = jnp.sort(jax.random.choice(jax.random.key(1), grid.num_states, (32,),
+                                       replace=False))
+    planner = og.ExtrinsicPlanner(0.01, 3, True)
+    step = jax.jit(jax.value_and_grad(lambda p: og.option_gradient_objective(
+        p, model, env, goals, temperature_options=0.05, planner=planner, method=method)[0]))
+    value, _ = block(step(params))
+    seconds = median_time(step, params, repeats=repeats)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"name": name, "states": grid.num_states, "seconds": seconds, "rss": rss,
+            "objective": float(value)}
+
+
+def large(readme, repeats: int) -> None:
+    """Every `LARGE` variant in a fresh process, then one table."""
+    import json
+    import subprocess
+
+    rows, results = [], {}
+    for name in LARGE:
+        out = subprocess.run([sys.executable, __file__, "--large-variant", name,
+                              "--repeats", str(repeats)], check=True, capture_output=True,
+                             text=True).stdout
+        results[name] = json.loads(out.strip().splitlines()[-1])
+        r = results[name]
+        print(f"{name}: {r['seconds']:.2f} s, {r['rss'] / 2**30:.2f} GiB", flush=True)
+    for name, r in results.items():
+        reference = results.get("hundred-rooms, sweeps, float64") if "hundred" in name else \
+            results["twenty-five-rooms, factored"]
+        rows.append([name, f"{r['states']:,}", f"{r['seconds']:.2f}",
+                     f"{reference['seconds'] / r['seconds']:.2f}×",
+                     f"{r['rss'] / 2**30:.2f}", f"{r['objective']:.6g}"])
+    text = (f"Training step (value + gradient) with a 32-goal batch, K = 8 options + 4 "
+            f"primitives, 3 SMDP sweeps, median of {repeats} after compilation, each variant in "
+            f"its own process (peak RSS of that process); {machine()}. Ratios are against "
+            "the first row of the same map.\n\n"
+            + markdown_table(["variant", "cells", "step (s)", "ratio", "peak RSS (GiB)",
+                              "objective"], rows))
+    report(text, readme, "option-gradient-large")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readme", default=None, help="write the table into this README")
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per path")
     parser.add_argument("--figure", default=None,
                         help="also measure how the step grows with S, T and K into this PNG")
+    parser.add_argument("--large", action="store_true",
+                        help="time the step on the large maps instead (several minutes)")
+    parser.add_argument("--large-variant", default=None, choices=tuple(LARGE),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.large_variant:
+        import json
+        print(json.dumps(large_step(args.large_variant, args.repeats)))
+        return
+    if args.large:
+        large(args.readme, args.repeats)
+        return
 
     setup = Setup(LearnOptionsConfig())
     params = og.init_params(jax.random.key(0), setup.model, 8, setup.grid.num_states,

@@ -39,7 +39,8 @@ def _bfs(grid, target, allowed):
 
 
 def test_named_maps_and_map_files(tmp_path):
-    sizes = {"four-rooms": 104, "nine-rooms": 453, "twenty-five-rooms": 1265}
+    sizes = {"four-rooms": 104, "hundred-rooms": 10180, "nine-rooms": 453,
+             "twenty-five-rooms": 1265}
     assert og.gridworld.map_names() == tuple(sizes)
     for name, cells in sizes.items():
         assert og.gridworld.load_map(name).num_states == cells
@@ -54,7 +55,8 @@ def test_named_maps_and_map_files(tmp_path):
 
 
 @pytest.mark.parametrize("name,rooms,doorways", [("four-rooms", 4, 4), ("nine-rooms", 9, 12),
-                                                  ("twenty-five-rooms", 25, 40)])
+                                                  ("twenty-five-rooms", 25, 40),
+                                                  ("hundred-rooms", 100, 180)])
 def test_doorways_join_rooms_on_every_shipped_map(name, rooms, doorways):
     grid = og.gridworld.load_map(name)
     found_rooms, hallways = og.gridworld.rooms_and_hallways(grid)
@@ -227,6 +229,8 @@ def test_a_goal_batch_of_all_train_goals_is_the_full_objective(two_rooms):
 def test_learn_options_config_checks_the_map():
     with pytest.raises(ValueError, match="map"):
         LearnOptionsConfig(map="atlantis").validate()
+    with pytest.raises(ValueError, match="map: 10180 free cells.*method='sweeps'"):
+        LearnOptionsConfig(map="hundred-rooms").validate()
     with pytest.raises(SystemExit):
         main(["learn-options", "--map", "atlantis", "--out", "/tmp/never-written"])
     assert not os.path.exists("/tmp/never-written")

@@ -179,8 +179,9 @@ _MAPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "maps")
 
 def map_names() -> tuple[str, ...]:
     """The named maps that ship with optiongrad: `four-rooms` (104 cells), `nine-rooms`
-    (3×3 rooms of 7×7 joined by one-cell doorways, 453 cells) and `twenty-five-rooms` (5×5 such
-    rooms, 1265 cells). Doorways were placed once at random (seeded) and are fixed."""
+    (3×3 rooms of 7×7 joined by one-cell doorways, 453 cells), `twenty-five-rooms` (5×5 such
+    rooms, 1265 cells) and `hundred-rooms` (10×10 rooms of 10×10, 10,180 cells). Doorways were
+    placed once at random (seeded) and are fixed."""
     files = sorted(f[:-4] for f in os.listdir(_MAPS_DIR) if f.endswith(".txt"))
     return ("four-rooms", *files)
 

@@ -162,7 +162,8 @@ def fixed_point(
     adjoint_solver = FixedPointIteration()
     if isinstance(adjoint, Implicit):
         adjoint_solver = adjoint.solver or (
-            solver if isinstance(solver, Anderson) else FixedPointIteration())
+            solver if isinstance(solver, (Anderson, FixedPointIteration))
+            else FixedPointIteration())
     config = _Config(
         tol=checks.default_tol(dtype) if tol is None else float(tol),
         rtol=float(rtol),

@@ -7,7 +7,9 @@ goals. `K` options are learned on the train goals by the option gradient
 for its own intrinsic reward, its termination `sigmoid(ω)` is learned, and the policy over
 options comes from the smooth SMDP planner on the goal's reward with a budget of `N` sweeps
 from zero values (primitives appended by default), on the factored goal models
-(`optiongrad.goal_models`: never a `(T, K, S, S)` tensor). With `goal_batch = B` each step uses
+(`optiongrad.goal_models`: never a `(T, K, S, S)` tensor), or matrix-free by intra-option sweeps
+above `SWEEPS_ABOVE` cells (`optiongrad.sweep_goal_returns`; the same objective and gradient
+to the solves' tolerance). With `goal_batch = B` each step uses
 `B` train goals drawn without replacement (seeded by the step), all of them otherwise.
 
 Learned options and the baselines (primitives only; hallway options from the map's doorways;
@@ -45,6 +47,10 @@ from optiongrad.experiments.training import CHECKPOINT, METRICS, run_record, tra
 REWARDS = ("tabular", "state")
 MAX_SWEEPS = 100  # primitives alone need 20 on four rooms at γ = 0.9
 SPARSE_CELLS = 300  # maps with more free cells get sparse dynamics
+# The protocol scores every method on every goal through the factored goal models, `(K, S, S)`
+# per option set: about 2000 cells is where that stops fitting in a few GiB. (Training alone
+# runs matrix-free on larger maps: `og.option_gradient_objective(method="sweeps")`.)
+MAX_CELLS = 2000
 RESULTS_FILE = "results.json"
 #: The columns of metrics.csv, one row per training step.
 COLUMNS = ("step", "diversity", "grad_norm", "intrinsic_converged", "objective", "test_return",
@@ -107,7 +113,8 @@ class LearnOptionsConfig:
         1e-3, "τ of the planners of the random, eigen and covering options",
         check=cfg.real(0.0, low_open=True))
     map: str = cfg.setting("four-rooms", "a named map (four-rooms, nine-rooms, "
-                           "twenty-five-rooms) or an ASCII map file (w or # walls)",
+                           "twenty-five-rooms; hundred-rooms is for the library's matrix-free "
+                           "step only) or an ASCII map file (w or # walls)",
                            flag="--map", check=_map)
     slip: float = cfg.setting(0.0, "slip probability of the moves (1/3: Sutton et al. 1999)",
                               flag="--slip", check=cfg.real(0.0, 1.0))
@@ -122,6 +129,12 @@ class LearnOptionsConfig:
             raise ValueError(f"num_options: expected an even number >= 2 (eigenoptions come in "
                              f"± pairs), got {self.num_options}")
         cells = self.grid().num_states
+        if cells > MAX_CELLS:
+            raise ValueError(
+                f"map: {cells} free cells; the experiment's evaluation (every method on every "
+                f"goal, factored models) supports up to {MAX_CELLS}. A training step on a "
+                "larger map runs matrix-free: og.option_gradient_objective(..., "
+                "method='sweeps') (benchmarks/option_gradient.py --large)")
         train = int(round(self.train_fraction * cells))
         if not 1 <= train <= cells - 1:
             raise ValueError(f"train_fraction: {self.train_fraction} of {cells} goals leaves "
