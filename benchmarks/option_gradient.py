@@ -2,7 +2,7 @@
 factored goal models, side by side in one process (needs the `bench` extra):
 
     python benchmarks/option_gradient.py [--readme README.md] [--repeats 7] [--figure PNG]
-                                         [--large]
+                                         [--large] [--sweeps-figure PNG]
 
 `--large` times the step on the large maps instead, each variant in its own process (so that
 its peak memory is its own): factored against matrix-free sweeps on twenty-five-rooms (1265
@@ -85,9 +85,10 @@ def room_map(side: int) -> str:
     return "\n".join([wall] + ["w" + " " * side + "w"] * side + [wall])
 
 
-def scaled_step(num_states_side: int, num_goals: int, num_options: int):
+def scaled_step(num_states_side: int, num_goals: int, num_options: int,
+                method: str = "factored"):
     """A training step (value + gradient, no test goals) on an open room, `T` goals, `K`
-    options, factored models; returns `(step, params)`."""
+    options, factored models or matrix-free sweeps; returns `(step, params)`."""
     grid = og.gridworld.GridWorld.from_ascii(room_map(num_states_side))
     env = og.gridworld.navigation_mdp(grid, 0.9, sparse=True)
     model = og.rewards.state(grid.num_states, init_scale=1.0)
@@ -97,7 +98,8 @@ def scaled_step(num_states_side: int, num_goals: int, num_options: int):
 
     def step(params):
         return jax.value_and_grad(lambda p: og.option_gradient_objective(
-            p, model, env, goals, temperature_options=0.05, planner=planner)[0])(params)
+            p, model, env, goals, temperature_options=0.05, planner=planner,
+            method=method)[0])(params)
 
     return jax.jit(step), params
 
@@ -219,12 +221,44 @@ def large(readme, repeats: int) -> None:
     report(text, readme, "option-gradient-large")
 
 
+def sweeps_scaling(figure: str, readme) -> None:
+    """Step time of the matrix-free sweeps as S grows to 10⁴ (open rooms, T = 32, K = 8),
+    beside the factored path where it fits, in a figure and a table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, curves = [], {"sweeps": (20, 40, 60, 80, 100), "factored": (10, 20, 30)}
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for method, sides in curves.items():
+        xs, ys = [], []
+        for side in sides:
+            step, params = scaled_step(side, 32, 8, method)
+            seconds = median_time(step, params)
+            xs.append(side * side), ys.append(seconds)
+            rows.append([method, side * side, f"{seconds:.2f}"])
+            print(method, side * side, f"{seconds:.3f} s", flush=True)
+        ax.loglog(xs, ys, "o-", label=method)
+    ax.set_xlabel("states S (open room; T = 32 goals, K = 8)")
+    ax.set_ylabel("step (s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    ax.set_title("Training step, value + gradient, float64, 2 CPU cores", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=110)
+    report(markdown_table(["method", "S", "step (s)"], rows), readme,
+           "option-gradient-sweeps-scaling")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readme", default=None, help="write the table into this README")
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per path")
     parser.add_argument("--figure", default=None,
                         help="also measure how the step grows with S, T and K into this PNG")
+    parser.add_argument("--sweeps-figure", default=None,
+                        help="measure the matrix-free step as S grows to 10⁴ into this PNG")
     parser.add_argument("--large", action="store_true",
                         help="time the step on the large maps instead (several minutes)")
     parser.add_argument("--large-variant", default=None, choices=tuple(LARGE),
@@ -236,6 +270,9 @@ def main(argv=None):
         return
     if args.large:
         large(args.readme, args.repeats)
+        return
+    if args.sweeps_figure:
+        sweeps_scaling(args.sweeps_figure, args.readme)
         return
 
     setup = Setup(LearnOptionsConfig())
