@@ -176,3 +176,12 @@ def test_exact_options_are_not_iterated_and_give_the_same_returns(num_sweeps):
     np.testing.assert_allclose(alone, _reference(env, primitives, GOALS, planner), atol=1e-10)
     with pytest.raises(ValueError, match="exact"):
         sweep_goal_returns(env, options, GOALS, 0.05, exact=5)
+
+
+def test_planner_tolerance_only_stops_the_converged_planner():
+    env = _env(0.1, np.float64, True)
+    options = _options(env, 3)
+    loose = og.ExtrinsicPlanner(0.1, 3, include_primitives=False, tol=1e-2)
+    np.testing.assert_allclose(og.goal_returns(options, env, GOALS, loose, method="sweeps"),
+                               og.goal_returns(options, env, GOALS, loose, method="factored"),
+                               atol=1e-9)

@@ -112,7 +112,7 @@ def _batch_returns(mdp: MDP, policy, termination, mask, tau, goals, *, num_sweep
     reward = jnp.sum(jnp.moveaxis(policy, 0, -1)[:, :, None, :] * enter[..., None], axis=1)
     mask = None if mask is None else jnp.broadcast_to(mask[:, None, :], (s, b, k))
     zeros = jnp.zeros((s, b, k), mdp.dtype)
-    solves = dict(tol=tol, max_iter=max_iter)
+    solves = dict(tol=None, max_iter=max_iter)  # the models' and evaluation's solves
     if num_sweeps is None:   # plan to convergence: z ← update(z, V = m_τ(z))
         def bellman(params, z):
             mdp, reward, policy, termination, tau = params
@@ -120,7 +120,8 @@ def _batch_returns(mdp: MDP, policy, termination, mask, tau, goals, *, num_sweep
                            backup_values(z, tau, backup, mask))
 
         plan = fixed_point(bellman, (mdp, reward, policy, termination, tau), zeros,
-                           solver=SOLVER, adjoint=_adjoint(zeros.dtype), **solves)
+                           solver=SOLVER, adjoint=_adjoint(zeros.dtype), tol=tol,
+                           max_iter=max_iter)
         q, results = plan.value, [plan.result]
     else:                    # N SMDP sweeps from zero values: Q ← R + P^O m_τ(Q)
         # Options with β ≡ 1 (the last `exact`, e.g. primitives) are exact after one sweep
@@ -176,7 +177,9 @@ def sweep_goal_returns(mdp: MDP, options: Options, goals: Array, temperature, *,
       goals: `(T,)` goal states.
       temperature: `τ > 0` of the policy over options; backup: the SMDP backup.
       num_sweeps: the planning budget `N`, or None (plan to convergence).
-      tol, max_iter: stopping rule of every solve (`fixed_point`).
+      tol: the planner's tolerance with `num_sweeps=None` (as in `goal_model_returns`); the
+        option-model and evaluation solves always stop at the dtype's default (`fixed_point`).
+      max_iter: the iteration limit of every solve.
       batch_size: goals per batch (default all; smaller bounds memory at `O(batch · K S)`).
       exact: the last `exact` options terminate everywhere (`β ≡ 1`, e.g. the primitives of
         `with_primitives`), so their models are exact after one sweep and are not iterated

@@ -279,8 +279,8 @@ def goal_returns(options: Options, mdp: MDP, goals: Array, planner: ExtrinsicPla
     factored goal models (`GoalModels`: memory `O(K S² + T K S + chunk · S²)`; `chunk` goals'
     values are solved at a time, default by memory, `goal_values`), `method="sweeps"`
     matrix-free (`sweep_goal_returns`: memory `O(T K S)` in batches, time `O(K S A B)` per
-    sweep), `"auto"` sweeps above `SWEEPS_ABOVE` states. If the planner must converge and
-    fails, the returns are NaN."""
+    sweep; `chunk` is not used), `"auto"` sweeps above `SWEEPS_ABOVE` states. If the planner
+    must converge and fails, the returns are NaN."""
     check_mdp_and_options(mdp, options)
     planned = _planned_options(options, planner)
     if goal_method(method, mdp) == "sweeps":

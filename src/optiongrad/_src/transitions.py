@@ -191,7 +191,9 @@ def policy_expectation(transitions: Transitions, policy: Array, u: Array) -> Arr
 
     for `policy (K, S, A)` and `u (S, ..., K)` (middle axes are batch axes, e.g. goals). With
     sparse transitions it costs one gather of `A·B` rows of `u` per state, and its derivative
-    with respect to `u` is a gather too when the transitions carry their `sources`."""
+    with respect to `u` is a gather too when the transitions carry their `sources` (a custom
+    reverse-mode rule: `jax.jvp`/`jax.jacfwd` through it then raise; use `expectation` for
+    forward-mode derivatives)."""
     pi = jnp.moveaxis(policy, 0, -1)                                   # (S, A, K)
     if not isinstance(transitions, SparseTransitions):
         target = jnp.tensordot(transitions, u, axes=(2, 0))            # (S, A, ..., K)
