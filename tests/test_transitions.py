@@ -84,3 +84,15 @@ def test_dense_random_mdp_through_sparse_representation_agrees():
     idx = np.broadcast_to(np.arange(5), (5, 2, 5))
     sparse = og.SparseTransitions(idx, p)
     np.testing.assert_allclose(sparse.todense(), p, atol=1e-15)
+
+
+def test_probabilities_to_targets_equal_the_dense_tensor():
+    from optiongrad._src.transitions import SparseTransitions, probabilities_to
+    rng = np.random.default_rng(4)
+    p = SparseTransitions(rng.integers(0, 6, (6, 3, 4)), rng.dirichlet(np.ones(4), (6, 3)))
+    dense = np.asarray(p.todense())
+    targets = np.array([2, 5, 2])
+    for transitions in (p, jnp.asarray(dense)):
+        np.testing.assert_allclose(probabilities_to(transitions, targets), dense[:, :, targets],
+                                   atol=1e-15)
+        np.testing.assert_allclose(probabilities_to(transitions, 5), dense[:, :, 5], atol=1e-15)

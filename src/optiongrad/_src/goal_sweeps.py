@@ -41,7 +41,7 @@ from optiongrad._src.mdp import MDP
 from optiongrad._src.options import Options
 from optiongrad._src.planning import initiation_mask
 from optiongrad._src.solvers import RESULTS, FixedPointIteration, Implicit, is_failure
-from optiongrad._src.transitions import SparseTransitions, policy_expectation
+from optiongrad._src.transitions import policy_expectation, probabilities_to
 
 Array = jax.Array
 
@@ -102,12 +102,7 @@ def _batch_returns(mdp: MDP, policy, termination, mask, tau, goals, *, num_sweep
                    tol, max_iter, exact):
     """Returns `(B,)` and one `RESULTS` code for the goal batch `goals (B,)`."""
     s, b, k = mdp.num_states, goals.shape[0], policy.shape[0]
-    p = mdp.transitions
-    if isinstance(p, SparseTransitions):
-        hits = p.next_states[..., None] == goals                      # (S, A, n, B)
-        enter = jnp.sum(jnp.where(hits, p.probs[..., None], 0.0), axis=2)
-    else:
-        enter = p[:, :, goals]
+    enter = probabilities_to(mdp.transitions, goals)
     enter = enter.at[goals, :, jnp.arange(b)].set(0.0).astype(mdp.dtype)    # r^g (S, A, B)
     reward = jnp.sum(jnp.moveaxis(policy, 0, -1)[:, :, None, :] * enter[..., None], axis=1)
     mask = None if mask is None else jnp.broadcast_to(mask[:, None, :], (s, b, k))

@@ -28,7 +28,7 @@ from optiongrad._src.implicit import nan_where
 from optiongrad._src.mdp import MDP
 from optiongrad._src.options import Options
 from optiongrad._src.planning import soft_value_iteration
-from optiongrad._src.transitions import SparseTransitions, policy_matrix
+from optiongrad._src.transitions import SparseTransitions, policy_matrix, probabilities_to
 
 Array = jax.Array
 
@@ -71,14 +71,13 @@ def goal_task(mdp: Union[MDP, GridWorld], goal, discount=None, *,
     dtype = mdp.dtype
     is_goal = jnp.arange(s) == goal
     p = mdp.transitions
+    enter = probabilities_to(p, goal)
     if isinstance(p, SparseTransitions):
-        enter = jnp.sum(jnp.where(p.next_states == goal, p.probs, 0.0), axis=-1)
         probs = jnp.where(is_goal[:, None, None], jnp.zeros_like(p.probs).at[:, :, 0].set(1.0),
                           p.probs)
         next_states = jnp.where(is_goal[:, None, None], goal, p.next_states)
         transitions = SparseTransitions(next_states, probs)
     else:
-        enter = jnp.take(p, goal, axis=2)
         absorbing = jnp.broadcast_to(is_goal.astype(dtype), p.shape[1:])
         transitions = jnp.where(is_goal[:, None, None], absorbing[None], p)
     rewards = jnp.where(is_goal[:, None], 0.0, enter).astype(dtype)

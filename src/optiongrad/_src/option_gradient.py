@@ -385,15 +385,15 @@ def option_gradient_objective(
     if eval_goals is not None:
         eval_goals = jnp.asarray(checks.indices(eval_goals, "eval_goals", mdp.num_states),
                                  jnp.int32)
-        goals = jnp.concatenate([goals, eval_goals])
     failed = jnp.any(plans.failed)
     if goal_method(method, mdp) == "sweeps":
-        returns = _sweep_returns(mdp, planned, goals[:num_goals], planner)
+        returns = _sweep_returns(mdp, planned, goals, planner)
         held_out = lambda: _sweep_returns(  # noqa: E731
-            mdp, jax.lax.stop_gradient(planned), goals[num_goals:], planner,
+            mdp, jax.lax.stop_gradient(planned), eval_goals, planner,
             batch_size=_eval_batch(mdp, planned))
-    else:
-        models = goal_models(mdp, planned, goals)
+    else:  # one factorisation of each option for the batch and the held-out goals
+        models = goal_models(mdp, planned, goals if eval_goals is None
+                             else jnp.concatenate([goals, eval_goals]))
         returns = _model_returns(models.take(slice(0, num_goals)), planner, planned.initiation)
         held_out = lambda: _model_returns(  # noqa: E731
             jax.lax.stop_gradient(models.take(slice(num_goals, None))), planner,

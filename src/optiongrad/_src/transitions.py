@@ -7,6 +7,7 @@ module, so a dense tensor `P[s, a, s']` and a `SparseTransitions` (for each stat
 * `expectation(P, v)[s, a] = Σ_s' P[s, a, s'] v[s']`  (the backup's "γ P v" without γ),
 * `push_forward(P, w)[s'] = Σ_{s, a} w[s, a] P[s, a, s']` (its transpose; occupancies),
 * `policy_matrix(P, π)[s, s'] = Σ_a π[s, a] P[s, a, s']` (dense `P_π`, for direct solves),
+* `probabilities_to(P, g)[s, a] = P[s, a, g]` (entering a goal; a vector `g` adds an axis),
 * `policy_expectation(P, π, u)[s, ..., k] = Σ_a π^k[s, a] Σ_s' P[s, a, s'] u[s', ..., k]`
   (`P_{π^k} u` for many policies at once, the intra-option sweeps of many options).
 
@@ -184,6 +185,18 @@ def policy_matrix(transitions: Transitions, policy: Array) -> Array:
     return jnp.einsum("sa,sat->st", policy, transitions)
 
 
+def probabilities_to(transitions: Transitions, targets: Array) -> Array:
+    """`P[s, a, targets]`: the probability of moving to each target state, `(S, A)` for a
+    scalar target, `(S, A, T)` for targets `(T,)` (repeated successors add up)."""
+    targets = jnp.asarray(targets)
+    if isinstance(transitions, SparseTransitions):
+        axes = (1,) * targets.ndim
+        hits = transitions.next_states.reshape(transitions.next_states.shape + axes) == targets
+        probs = transitions.probs.reshape(transitions.probs.shape + axes)
+        return jnp.sum(jnp.where(hits, probs, 0.0), axis=2)
+    return jnp.take(transitions, targets, axis=2)
+
+
 def policy_expectation(transitions: Transitions, policy: Array, u: Array) -> Array:
     """`P_{π^k} u` for `K` policies at once: `(S, ..., K)` with
 
@@ -196,7 +209,7 @@ def policy_expectation(transitions: Transitions, policy: Array, u: Array) -> Arr
     forward-mode derivatives)."""
     pi = jnp.moveaxis(policy, 0, -1)                                   # (S, A, K)
     if not isinstance(transitions, SparseTransitions):
-        target = jnp.tensordot(transitions, u, axes=(2, 0))            # (S, A, ..., K)
+        target = expectation(transitions, u)                           # (S, A, ..., K)
         pi = pi.reshape(pi.shape[:2] + (1,) * (u.ndim - 2) + pi.shape[2:])
         return jnp.sum(pi * target, axis=1)
     s, a, b = transitions.next_states.shape
