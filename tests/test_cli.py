@@ -1,5 +1,6 @@
 """End-to-end: the command line and the intrinsic-reward-gradient demonstration, and the
-integrity of runs: every CLI case below runs as a real subprocess."""
+integrity of runs. CLI cases run as real subprocesses, except the damaged-checkpoint cases past
+the first, which call the same `cli.main` in this process (each subprocess costs a JAX start)."""
 
 import csv
 import dataclasses
@@ -24,6 +25,18 @@ def optiongrad(*argv, umask=None, timeout=600):
     if umask is not None:
         command = ["sh", "-c", f'umask {umask:03o} && exec "$@"', "sh", *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def _in_process(capfd, *argv):
+    """`cli.main(argv)` in this process, as a `subprocess.CompletedProcess` (exit status and
+    the captured output)."""
+    capfd.readouterr()
+    try:
+        status = cli.main(list(argv))
+    except SystemExit as exit:       # argparse's `error` exits with status 2
+        status = exit.code
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(list(argv), status, out, err)
 
 
 def refused(proc, *phrases):
@@ -69,6 +82,7 @@ def test_irg_with_a_sweep_budget(tmp_path):
     assert after > before + 0.3
 
 
+@pytest.mark.slow
 def test_cli_irg_end_to_end_with_the_users_permissions_and_no_silent_overwrite(tmp_path):
     out = tmp_path / "run"
     proc = optiongrad("irg", "--steps", "5", "--out", str(out), umask=0o027)
@@ -117,6 +131,7 @@ def test_cli_rejects_bad_flags(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_planning_time_reproduces_sutton_1999(tmp_path):
     out = tmp_path / "pt"
     cli.main(["planning-time", "--out", str(out), "--quiet"])
@@ -207,7 +222,7 @@ def test_resume_refuses_another_precision_or_config(tmp_path):
                                     "metrics-missing-column", "metrics-text", "extra-leaf",
                                     "nan-leaf", "metrics-nan", "metrics-bool-step",
                                     "metrics-negative-seconds", "metrics-flag"])
-def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
+def test_a_damaged_checkpoint_gives_one_line(tmp_path, capfd, damage):
     _fake_run(tmp_path)
     path = tmp_path / "checkpoint.npz"
     import numpy as np
@@ -248,8 +263,11 @@ def test_a_damaged_checkpoint_gives_one_line(tmp_path, damage):
         path.write_bytes(b"")
     elif damage == "not-a-checkpoint":
         np.savez(path, something=np.ones(3))
-    line = refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume"),
-                   "checkpoint.npz", "damaged")
+    argv = ("four-rooms", "--out", str(tmp_path), "--resume")
+    if damage == "garbage":          # one case as a real subprocess, the rest in this process
+        line = refused(optiongrad(*argv), "checkpoint.npz", "damaged")
+    else:                            # (the same `cli.main`, without a fresh JAX each time)
+        line = refused(_in_process(capfd, *argv, "--quiet"), "checkpoint.npz", "damaged")
     assert str(path) in line
 
 

@@ -106,7 +106,8 @@ def test_default_chunk_fits_the_budget():
 
 
 @pytest.mark.parametrize("dtype,budget,primitives", [
-    (np.float64, 3, True), (np.float64, None, False), (np.float32, 3, False)])
+    (np.float64, 3, True), (np.float64, None, False),
+    pytest.param(np.float32, 3, False, marks=pytest.mark.slow)])
 def test_returns_and_gradients_equal_the_dense_path(dtype, budget, primitives):
     env = _env(0.1, dtype)
     planner = og.ExtrinsicPlanner(0.05, budget, primitives)

@@ -40,7 +40,8 @@ def _reference(env, options, goals, planner):
 
 @pytest.mark.parametrize("dtype,slip,sparse,num_sweeps,jit", [
     (np.float64, 0.0, False, 3, False), (np.float64, 0.2, True, 3, True),
-    (np.float64, 0.2, True, None, False), (np.float64, 0.0, False, 1, True),
+    pytest.param(np.float64, 0.2, True, None, False, marks=pytest.mark.slow),
+    pytest.param(np.float64, 0.0, False, 1, True, marks=pytest.mark.slow),
     (np.float32, 0.2, True, 3, True), (np.float32, 0.0, False, None, True)])
 def test_sweep_returns_equal_the_dense_per_goal_reference(dtype, slip, sparse, num_sweeps,
                                                            jit):
@@ -163,7 +164,7 @@ def test_policy_expectation_and_its_transpose_equal_the_dense_tensor(with_source
         np.testing.assert_allclose(got, want, atol=1e-12)
 
 
-@pytest.mark.parametrize("num_sweeps", [1, 3])
+@pytest.mark.parametrize("num_sweeps", [pytest.param(1, marks=pytest.mark.slow), 3])
 def test_exact_options_are_not_iterated_and_give_the_same_returns(num_sweeps):
     env = _env(0.2, np.float64, True)
     options = og.with_primitives(_options(env, 2))

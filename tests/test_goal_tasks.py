@@ -44,15 +44,18 @@ def test_goal_task_matches_dense_construction(slip, sparse):
         np.testing.assert_array_equal(np.asarray(grid_task.rewards), np.asarray(task.rewards))
 
 
-@pytest.mark.parametrize("slip", [0.0, 0.2])
-def test_reference_returns_equal_policy_iteration_and_uniform_evaluation(slip):
+@pytest.mark.parametrize("slip,sparse,jit", [(0.0, False, False), (0.2, False, True),
+                                             (0.2, True, True)])
+def test_reference_returns_equal_policy_iteration_and_uniform_evaluation(slip, sparse, jit):
     grid = og.gridworld.four_rooms(slip)
-    env = og.gridworld.navigation_mdp(grid, 0.9)
+    env = og.gridworld.navigation_mdp(grid, 0.9, sparse=sparse)
     goals = np.array([0, 17, grid.num_states - 1])
-    q, j_star, j_rand = (np.asarray(x) for x in reference_returns(env, goals))
+    fn = jax.jit(reference_returns) if jit else reference_returns
+    q, j_star, j_rand = (np.asarray(x) for x in fn(env, goals))
     assert q.shape == (3, grid.num_states, 4)
+    dense = og.gridworld.navigation_mdp(grid, 0.9)
     for i, g in enumerate(goals):
-        task = goal_task(env, int(g))
+        task = goal_task(dense, int(g))
         p, r, s0 = (np.asarray(x) for x in (task.transitions, task.rewards, task.initial))
         v_star, q_star, _ = ref.policy_iteration(p, r, 0.9)
         np.testing.assert_allclose(q[i], q_star, atol=1e-9)

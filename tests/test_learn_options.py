@@ -150,6 +150,7 @@ def two_rooms(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_learn_options_on_a_map_file_and_several_seeds(two_rooms, tmp_path, capsys):
     out = str(tmp_path / "run")
     argv = ["learn-options", "--map", two_rooms, "--options", "2", "--steps", "2", "--quiet",
@@ -242,3 +243,36 @@ def test_seeds_in_memory_without_an_output_directory(two_rooms):
     assert summary["seeds"] == [0, 1] and set(summary["methods"]) >= {"learned", "covering"}
     with pytest.raises(ValueError, match="--seeds"):
         seeds.run_seeds(config, (), None)
+
+
+def test_seeds_share_the_seedless_work_and_get_the_same_results(two_rooms, monkeypatch):
+    """A multi-seed run scores primitives, hallway, eigen- and covering options once (primitives
+    once for both regimes); its per-seed results equal separate single-seed runs."""
+    from optiongrad.experiments import learn_options
+
+    config = LearnOptionsConfig(map=two_rooms, num_options=2, steps=2)
+    alone = {s: learn_options.run_learn_options(LearnOptionsConfig(
+        map=two_rooms, num_options=2, steps=2, seed=s), progress=False) for s in (0, 1)}
+    calls = []
+    scores = learn_options._goal_scores
+    monkeypatch.setattr(learn_options, "_goal_scores",
+                        lambda *args, **kw: calls.append(1) or scores(*args, **kw))
+    shared = learn_options.MapWork(config)
+    together = {s: learn_options.run_learn_options(
+        LearnOptionsConfig(map=two_rooms, num_options=2, steps=2, seed=s), progress=False,
+        shared=shared) for s in (0, 1)}
+    # seed 0: learned 2 + random 2 + primitives 1 + hallway 2 + eigen 2 + covering 2; seed 1: 4
+    assert len(calls) == 11 + 4
+    for s in (0, 1):
+        for regime in ("methods", "other_regime"):
+            a = alone[s][regime] if regime == "methods" else alone[s][regime]["methods"]
+            b = together[s][regime] if regime == "methods" else together[s][regime]["methods"]
+            assert a.keys() == b.keys()
+            for name in a:
+                for split in ("train", "test"):
+                    for field, value in a[name][split].items():
+                        assert b[name][split][field] == pytest.approx(value, rel=1e-12, nan_ok=True), (
+                            s, regime, name, split, field)
+    with pytest.raises(ValueError, match="shared"):
+        learn_options.run_learn_options(LearnOptionsConfig(map=two_rooms, num_options=4),
+                                        progress=False, shared=shared)

@@ -57,6 +57,9 @@ COLUMNS = ("step", "diversity", "grad_norm", "intrinsic_converged", "objective",
            "train_return", "train_normalized", "test_normalized", "seconds")
 FIGURES = ("learning_curves.png", "learned_options.png", "methods.png")
 BASELINES = ("hallway", "random", "eigenoptions", "covering")
+#: The methods whose options do not depend on the seed: their per-goal scores (every goal of the
+#: map is scored) are the same for every seed of a multi-seed run, so `MapWork` keeps them.
+SEEDLESS = ("primitives", "hallway", "eigenoptions", "covering")
 
 
 def _map(value, name: str) -> None:
@@ -164,22 +167,53 @@ def split_goals(num_states: int, seed: int, train_fraction: float = 0.8):
     return np.sort(order[:cut]), np.sort(order[cut:])
 
 
-class Setup:
-    """Everything fixed by the config: grid, environment, split, reference returns, model."""
+class MapWork:
+    """What every seed of one configuration shares (the config with its seed and steps set
+    aside): the grid, the environment, the reference returns of every goal task, the baseline
+    options that do not depend on the seed and their per-goal scores. `run_seeds` makes one
+    and hands it to each seed's run, so that this work is done once per map, not per seed."""
 
     def __init__(self, config: LearnOptionsConfig):
-        config.validate()
-        self.config = config
+        self.key = _seedless(config)
         self.grid = config.grid()
         s = self.grid.num_states
         # sparse dynamics beyond a few hundred cells: the intrinsic planners then cost
         # O(K S A) a sweep instead of O(K S² A) (the goal models form P_π densely either way)
         self.environment = og.gridworld.navigation_mdp(self.grid, config.discount,
                                                        sparse=s > SPARSE_CELLS)
-        self.train, self.test = split_goals(s, config.seed, config.train_fraction)
-        self.model = _reward_model(config.reward, s, float(config.init_scale))
         q, j_star, j_rand = jax.jit(og.reference_returns)(self.environment, jnp.arange(s))
         self.optimal_q, self.optimal, self.uniform = q, np.asarray(j_star), np.asarray(j_rand)
+        self.options: dict = {}      # seedless baseline name -> Options
+        self.scores: dict = {}       # (method, planner) -> per-goal (returns, sweeps)
+
+    def check(self, config: LearnOptionsConfig) -> None:
+        """Raise `ValueError` unless `config` differs from this work's only in seed and
+        steps."""
+        if _seedless(config) != self.key:
+            raise ValueError("shared: made for another configuration (only the seed and the "
+                             "number of steps may differ between the runs that share it)")
+
+
+def _seedless(config: LearnOptionsConfig) -> LearnOptionsConfig:
+    return dataclasses.replace(config, seed=0, steps=0)
+
+
+class Setup:
+    """Everything fixed by the config: grid, environment, split, reference returns, model;
+    the map's share (`MapWork`) is made here unless `shared` brings it."""
+
+    def __init__(self, config: LearnOptionsConfig, shared: Optional[MapWork] = None):
+        config.validate()
+        if shared is None:
+            shared = MapWork(config)
+        shared.check(config)
+        self.config, self.shared = config, shared
+        self.grid, self.environment = shared.grid, shared.environment
+        s = self.grid.num_states
+        self.train, self.test = split_goals(s, config.seed, config.train_fraction)
+        self.model = _reward_model(config.reward, s, float(config.init_scale))
+        self.optimal_q, self.optimal, self.uniform = (shared.optimal_q, shared.optimal,
+                                                      shared.uniform)
 
     def normalise(self, mean_return: float, goals: np.ndarray) -> float:
         """`(J − J_random)/(J* − J_random)` with set means over `goals`."""
@@ -191,28 +225,41 @@ def baselines(setup: Setup) -> dict[str, og.Options]:
     """The baseline option sets (`primitives` is the empty set: primitives alone). Hallway
     options come from the map's doorways (their number follows from the map); a map without
     doorways has none."""
-    c, env = setup.config, setup.environment
-    sets = {}
-    if len(og.gridworld.rooms_and_hallways(setup.grid)[1]):
-        sets["hallway"] = og.discovery.hallway_options(setup.grid, env.dtype)
+    c, env, shared = setup.config, setup.environment, setup.shared
+    if not shared.options:           # the seedless ones, once per map
+        if len(og.gridworld.rooms_and_hallways(setup.grid)[1]):
+            shared.options["hallway"] = og.discovery.hallway_options(setup.grid, env.dtype)
+        shared.options["eigenoptions"] = og.discovery.eigenoptions(env, c.num_options,
+                                                                   c.baseline_temperature)
+        shared.options["covering"] = og.discovery.covering_options(env, c.num_options,
+                                                                   c.baseline_temperature)
+    sets = {name: shared.options[name] for name in ("hallway",) if name in shared.options}
     sets["random"] = og.discovery.random_options(c.seed, env, c.num_options,
                                                  c.baseline_temperature)
-    sets["eigenoptions"] = og.discovery.eigenoptions(env, c.num_options, c.baseline_temperature)
-    sets["covering"] = og.discovery.covering_options(env, c.num_options, c.baseline_temperature)
+    sets["eigenoptions"] = shared.options["eigenoptions"]
+    sets["covering"] = shared.options["covering"]
     return sets
 
 
-def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicPlanner
-             ) -> dict:
-    """Scores of an option set (None: primitives alone) on the train and test goals."""
+def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicPlanner,
+             method: Optional[str] = None) -> dict:
+    """Scores of an option set (None: primitives alone) on the train and test goals. Every
+    goal of the map is scored; for a `SEEDLESS` `method` the per-goal scores are kept in the
+    map's shared work and reused (by the other regime, for primitives, and by other seeds)."""
     env = setup.environment
     num_options = 0 if options is None else options.num_options
     if options is None:
         options = og.primitive_options(env.num_states, env.num_actions, env.dtype)
         planner = planner.replace(include_primitives=False)
-    options = og.Options(options.policy, options.termination, options.initiation_mask())
-    returns, counts = (np.asarray(x) for x in _goal_scores(options, env, setup.optimal_q,
-                                                             planner))
+    key = (method, planner)
+    if method in SEEDLESS and key in setup.shared.scores:
+        returns, counts = setup.shared.scores[key]
+    else:
+        options = og.Options(options.policy, options.termination, options.initiation_mask())
+        returns, counts = (np.asarray(x) for x in _goal_scores(options, env, setup.optimal_q,
+                                                                 planner))
+        if method in SEEDLESS:
+            setup.shared.scores[key] = returns, counts
     scores = {}
     for name, subset in (("train", setup.train), ("test", setup.test)):
         mean_return = float(np.mean(returns[subset]))
@@ -346,31 +393,36 @@ def output_files(config: LearnOptionsConfig) -> tuple[str, ...]:
 
 
 def run_learn_options(config: LearnOptionsConfig, out_dir: Optional[str] = None, *,
-                   resume: bool = False, force: bool = False, progress: bool = True) -> dict:
+                      resume: bool = False, force: bool = False, progress: bool = True,
+                      shared: Optional[MapWork] = None) -> dict:
     """The whole experiment: train, evaluate every method in the configured regime and in the
     other one, write `results.json`, `metrics.csv`, `options.npz` (and `options_<method>.npz`
     for the baselines) and figures into `out_dir`. Returns the results dictionary.
 
     `out_dir` is checked first: a finished or unfinished run there is refused unless `resume`
-    (continue it) or `force` (start over)."""
+    (continue it) or `force` (start over). `shared` is the map's work from an earlier run of
+    the same configuration but its seed and steps (`MapWork`; made here when None)."""
     config.validate()
+    if shared is not None:
+        shared.check(config)
     lock = contextlib.nullcontext()
     if out_dir is not None:
         lock = prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
                               outputs=output_files(config), resume=resume, force=force)
     with lock:
-        return _run(config, out_dir, resume, progress)
+        return _run(config, out_dir, resume, progress, shared)
 
 
-def _run(config: LearnOptionsConfig, out_dir: Optional[str], resume: bool, progress: bool) -> dict:
-    setup = Setup(config)
+def _run(config: LearnOptionsConfig, out_dir: Optional[str], resume: bool, progress: bool,
+         shared: Optional[MapWork]) -> dict:
+    setup = Setup(config, shared)
     params, rows = train_options(setup, out_dir, resume=resume, progress=progress)
     sets = {"learned": learned_options(setup, params), "primitives": None, **baselines(setup)}
     other = config.planner.replace(include_primitives=not config.include_primitives)
     methods, other_regime = {}, {}
     for name, options in sets.items():
-        methods[name] = evaluate(setup, options, config.planner)
-        other_regime[name] = evaluate(setup, options, other)
+        methods[name] = evaluate(setup, options, config.planner, name)
+        other_regime[name] = evaluate(setup, options, other, name)
     results = {
         "config": dataclasses.asdict(config),
         "split": {"train": setup.train.tolist(), "test": setup.test.tolist()},

@@ -5,7 +5,9 @@
 method and goal set, the mean over seeds of the normalised return with its 95% confidence
 interval (Student's t with `n − 1` degrees of freedom), and the paired difference learned −
 best baseline per seed (the best baseline being the one with the highest mean held-out score)
-with its interval. Seeds run one after the other in this process.
+with its interval. Seeds run one after the other in this process and share the work that does
+not depend on the seed (`learn_options.MapWork`: reference returns, the seedless baselines and
+their scores), so each seed after the first costs its training and two methods' scores.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import scipy.stats
 
 from optiongrad.experiments.io import prepare_output, save_figure, write_json
-from optiongrad.experiments.learn_options import LearnOptionsConfig, run_learn_options
+from optiongrad.experiments.learn_options import LearnOptionsConfig, MapWork, run_learn_options
 
 SUMMARY_FILE = "summary.json"
 SUMMARY_FIGURE = "summary.png"
@@ -68,14 +70,14 @@ def run_seeds(config: LearnOptionsConfig, seeds: Sequence[int], out_dir: Optiona
                               outputs=(SUMMARY_FILE, SUMMARY_FIGURE, *names), resume=resume,
                               force=force)
     with lock:
-        runs = {}
+        runs, shared = {}, MapWork(configs[0])
         for c in configs:
             if progress:
                 print(f"seed {c.seed} ({len(runs) + 1} of {len(configs)})", flush=True)
             where = None if out_dir is None else seed_dir(out_dir, c.seed)
             runs[c.seed] = run_learn_options(
                 c, where, resume=resume and where is not None and os.path.isdir(where),
-                progress=progress)
+                progress=progress, shared=shared)
         summary = summarise(runs)
         if out_dir is not None:
             write_summary_figure(os.path.join(out_dir, SUMMARY_FIGURE), summary)
