@@ -183,8 +183,22 @@ class MapWork:
                                                        sparse=s > SPARSE_CELLS)
         q, j_star, j_rand = jax.jit(og.reference_returns)(self.environment, jnp.arange(s))
         self.optimal_q, self.optimal, self.uniform = q, np.asarray(j_star), np.asarray(j_rand)
-        self.options: dict = {}      # seedless baseline name -> Options
+        self._options: Optional[dict] = None
         self.scores: dict = {}       # (method, planner) -> per-goal (returns, sweeps)
+
+    def seedless_options(self) -> dict[str, og.Options]:
+        """The baseline option sets that do not depend on the seed, made on first use:
+        hallway options (if the map has doorways), eigenoptions and covering options."""
+        if self._options is None:
+            c, env, sets = self.key, self.environment, {}
+            if len(og.gridworld.rooms_and_hallways(self.grid)[1]):
+                sets["hallway"] = og.discovery.hallway_options(self.grid, env.dtype)
+            sets["eigenoptions"] = og.discovery.eigenoptions(env, c.num_options,
+                                                             c.baseline_temperature)
+            sets["covering"] = og.discovery.covering_options(env, c.num_options,
+                                                             c.baseline_temperature)
+            self._options = sets
+        return self._options
 
     def check(self, config: LearnOptionsConfig) -> None:
         """Raise `ValueError` unless `config` differs from this work's only in seed and
@@ -206,7 +220,8 @@ class Setup:
         config.validate()
         if shared is None:
             shared = MapWork(config)
-        shared.check(config)
+        else:
+            shared.check(config)
         self.config, self.shared = config, shared
         self.grid, self.environment = shared.grid, shared.environment
         s = self.grid.num_states
@@ -225,20 +240,11 @@ def baselines(setup: Setup) -> dict[str, og.Options]:
     """The baseline option sets (`primitives` is the empty set: primitives alone). Hallway
     options come from the map's doorways (their number follows from the map); a map without
     doorways has none."""
-    c, env, shared = setup.config, setup.environment, setup.shared
-    if not shared.options:           # the seedless ones, once per map
-        if len(og.gridworld.rooms_and_hallways(setup.grid)[1]):
-            shared.options["hallway"] = og.discovery.hallway_options(setup.grid, env.dtype)
-        shared.options["eigenoptions"] = og.discovery.eigenoptions(env, c.num_options,
-                                                                   c.baseline_temperature)
-        shared.options["covering"] = og.discovery.covering_options(env, c.num_options,
-                                                                   c.baseline_temperature)
-    sets = {name: shared.options[name] for name in ("hallway",) if name in shared.options}
-    sets["random"] = og.discovery.random_options(c.seed, env, c.num_options,
-                                                 c.baseline_temperature)
-    sets["eigenoptions"] = shared.options["eigenoptions"]
-    sets["covering"] = shared.options["covering"]
-    return sets
+    c, seedless = setup.config, setup.shared.seedless_options()
+    random = og.discovery.random_options(c.seed, setup.environment, c.num_options,
+                                         c.baseline_temperature)
+    return {name: random if name == "random" else seedless[name]
+            for name in BASELINES if name == "random" or name in seedless}
 
 
 def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicPlanner,
