@@ -3,7 +3,6 @@ integrity of runs. CLI cases run as real subprocesses, except the damaged-checkp
 the first, which call the same `cli.main` in this process (each subprocess costs a JAX start)."""
 
 import csv
-import dataclasses
 import json
 import os
 import stat
@@ -199,10 +198,9 @@ def test_out_must_be_a_writable_directory(tmp_path, place):
 def _fake_run(out, **config):
     """A checkpoint as a float64 four-rooms run with `config` would leave it after one step
     (its record and metrics; its state is not used by the refusals tested here)."""
-    record = {**dataclasses.asdict(FourRoomsConfig(**config)), "float64": True}
-    import jax
+    from optiongrad.experiments.learn_options import _record
 
-    record["jax"] = jax.__version__
+    record = {**_record(FourRoomsConfig(**config)), "float64": True}
     row = {name: 0 for name in COLUMNS}
     row["intrinsic_converged"] = True
     save_checkpoint(str(out / "checkpoint.npz"), record, 1, (), [row])

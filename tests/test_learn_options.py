@@ -1,6 +1,7 @@
 """The option-gradient experiment on any map: named maps and map files, doorways and hallway
 options on any map, covering options, goal batches, several seeds and their aggregate."""
 
+import dataclasses
 import json
 import os
 from collections import deque
@@ -225,6 +226,42 @@ def test_a_goal_batch_of_all_train_goals_is_the_full_objective(two_rooms):
     assert batched[0]["train_return"] != pytest.approx(rows[0]["train_return"], rel=1e-6)
     with pytest.raises(ValueError, match="goal_batch"):
         LearnOptionsConfig(map=two_rooms, goal_batch=40).validate()
+
+
+def test_scoring_held_out_goals_every_few_steps_changes_only_the_test_columns(two_rooms,
+                                                                              tmp_path):
+    """`eval_every=3` over 5 steps scores the held-out goals at steps 0, 3 and 4 (the last),
+    with the numbers of an every-step run; the parameters and every other column are the
+    same, and a run stopped after step 2 resumes to the same numbers."""
+    config = LearnOptionsConfig(map=two_rooms, num_options=2, steps=5)
+    params, rows = train_options(Setup(config), progress=False)
+    sparse = dataclasses.replace(config, eval_every=3)
+    params_sparse, rows_sparse = train_options(Setup(sparse), progress=False)
+    assert [r["step"] for r in rows_sparse if r["test_return"] is not None] == [0, 3, 4]
+    for r, q in zip(rows, rows_sparse):
+        for name in r:
+            if name == "seconds" or q[name] is None:
+                continue
+            assert q[name] == pytest.approx(r[name], rel=1e-12, abs=1e-15), name
+        assert (q["test_normalized"] is None) == (q["test_return"] is None)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params_sparse)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    out = str(tmp_path / "run")
+    train_options(Setup(dataclasses.replace(sparse, steps=3)), out, progress=False)
+    with open(os.path.join(out, "metrics.csv")) as f:
+        header, _, step_1, _ = f.read().splitlines()
+    empty = [name for name, value in zip(header.split(","), step_1.split(",")) if not value]
+    assert empty == ["test_return", "test_normalized"]
+    _, resumed = train_options(Setup(sparse), out, resume=True, progress=False)
+    # step 2 was the last step of the interrupted run, so it was scored too
+    assert [r["step"] for r in resumed if r["test_return"] is not None] == [0, 2, 3, 4]
+    for r, q in zip(rows, resumed):
+        assert q["train_return"] == r["train_return"]
+        assert q["test_return"] in (None, pytest.approx(r["test_return"], rel=1e-12))
+    with pytest.raises(ValueError, match="eval_every"):
+        LearnOptionsConfig(map=two_rooms, eval_every=0).validate()
+    with pytest.raises(ValueError, match=r"eval_every \(--eval-every\)"):
+        train_options(Setup(config), out, resume=True, progress=False)
 
 
 def test_learn_options_config_checks_the_map():

@@ -26,7 +26,9 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
     if rows:
         steps = [r["step"] for r in rows]
         ax.plot(steps, [r["train_normalized"] for r in rows], color="C3", label="learned: train")
-        ax.plot(steps, [r["test_normalized"] for r in rows], color="C3", ls="--",
+        scored = [r for r in rows if r["test_normalized"] is not None]
+        ax.plot([r["step"] for r in scored], [r["test_normalized"] for r in scored],
+                color="C3", ls="--", marker="." if len(scored) < len(rows) else None,
                 label="learned: test (held out)")
     for name in (n for n in methods if n != "learned"):
         ax.axhline(methods[name]["test"]["normalized_return"], color=COLOURS[name], ls=":",

@@ -124,6 +124,10 @@ class LearnOptionsConfig:
     goal_batch: Optional[int] = cfg.setting(
         None, "train goals per step, drawn without replacement (none: all of them)",
         flag="--goal-batch", check=cfg.whole(1, optional=True))
+    eval_every: int = cfg.setting(
+        1, "score the held-out goals every N training steps (and at the last one); the "
+        "metrics of the other steps leave the test columns empty", flag="--eval-every",
+        check=cfg.whole(1))
 
     def validate(self) -> None:
         """Raise `ValueError` naming the first invalid field."""
@@ -311,32 +315,54 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
     optimiser = _optimiser(c)
     goals = (jnp.asarray(setup.train), jnp.asarray(setup.test),
              jax.random.fold_in(jax.random.key(c.seed), 1))
-    # the seed and the step count do not change the step's program: one compilation serves
-    # every seed of a map (and every run in a process)
-    settings = dataclasses.replace(c, seed=0, steps=0)
+    # the seed, the step count and how often the held-out goals are scored do not change the
+    # step's program: one compilation (two with `eval_every` > 1) serves every seed of a map
+    settings = dataclasses.replace(c, seed=0, steps=0, eval_every=1)
+    shown = {}
 
     def step(state):
-        return _train_step(state, env, *goals, model=setup.model, settings=settings)
+        t = int(state[2])
+        scored = t % c.eval_every == 0 or t == c.steps - 1
+        return _train_step(state, env, *goals, model=setup.model, settings=settings,
+                           evaluate=scored)
 
     def finish_row(row):
         row["train_normalized"] = setup.normalise(row["train_return"], setup.train)
-        row["test_normalized"] = setup.normalise(row["test_return"], setup.test)
-        return row
+        test = row.get("test_return")
+        row["test_return"] = test
+        row["test_normalized"] = None if test is None else setup.normalise(test, setup.test)
+        return {name: row[name] for name in COLUMNS if name != "seconds"}
+
+    def postfix(row):
+        shown["train"] = f"{row['train_normalized']:.3f}"
+        if row["test_normalized"] is not None:
+            shown["test"] = f"{row['test_normalized']:.3f}"
+        return dict(shown)
 
     state, rows = train(
-        step, (params, optimiser.init(params), jnp.int32(0)), run_record(dataclasses.asdict(c)),
+        step, (params, optimiser.init(params), jnp.int32(0)), _record(c),
         steps=c.steps, out_dir=out_dir, resume=resume, progress=progress,
         description="option gradient", finish_row=finish_row,
         flags=cfg.flag_names(LearnOptionsConfig), columns=COLUMNS,
-        postfix=lambda row: {"train": f"{row['train_normalized']:.3f}",
-                             "test": f"{row['test_normalized']:.3f}"})
+        optional=("test_return", "test_normalized"), postfix=postfix)
     return state[0], rows
 
 
-@functools.partial(jax.jit, static_argnames=("model", "settings"))
-def _train_step(state, env, train_goals, test_goals, batch_key, *, model, settings):
-    """One Adam step on the option-gradient objective of a goal batch, with the held-out
-    goals' return from the same factorisation; `state = (params, opt_state, step index)`."""
+def _record(config: LearnOptionsConfig) -> dict:
+    """What a checkpoint must match; `eval_every` only when it is not 1, so that checkpoints
+    made before it existed still resume."""
+    record = dataclasses.asdict(config)
+    if record["eval_every"] == 1:
+        del record["eval_every"]
+    return run_record(record)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "settings", "evaluate"))
+def _train_step(state, env, train_goals, test_goals, batch_key, *, model, settings,
+                evaluate=True):
+    """One Adam step on the option-gradient objective of a goal batch, with (if `evaluate`)
+    the held-out goals' return from the same factorisation; `state = (params, opt_state, step
+    index)`."""
     c = settings
     params, opt_state, step_index = state
     goals = train_goals
@@ -344,14 +370,15 @@ def _train_step(state, env, train_goals, test_goals, batch_key, *, model, settin
         key = jax.random.fold_in(batch_key, step_index)
         goals = jnp.sort(jax.random.choice(key, train_goals, (c.goal_batch,), replace=False))
     (objective, aux), grad = jax.value_and_grad(og.option_gradient_objective, has_aux=True)(
-        params, model, env, goals, eval_goals=test_goals,
+        params, model, env, goals, eval_goals=test_goals if evaluate else None,
         temperature_options=c.temperature_options, planner=c.planner,
         termination=c.termination, diversity_weight=c.diversity_weight)
     updates, opt_state = _optimiser(c).update(jax.tree.map(jnp.negative, grad), opt_state)
     metrics = {"objective": objective, "train_return": aux["return"],
-               "test_return": aux["eval_return"], "diversity": aux["diversity"],
-               "grad_norm": optax.tree.norm(grad),
+               "diversity": aux["diversity"], "grad_norm": optax.tree.norm(grad),
                "intrinsic_converged": jnp.all(aux["intrinsic_converged"])}
+    if evaluate:
+        metrics["test_return"] = aux["eval_return"]
     return (optax.apply_updates(params, updates), opt_state, step_index + 1), metrics
 
 

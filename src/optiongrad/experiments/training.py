@@ -43,7 +43,8 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
           resume: bool = False, progress: bool = True, description: str = "training",
           finish_row: Optional[Callable[[dict], dict]] = None, objective: str = "objective",
           postfix: Callable[[dict], dict] = lambda row: {},
-          flags: Optional[dict] = None, columns: Optional[tuple] = None):
+          flags: Optional[dict] = None, columns: Optional[tuple] = None,
+          optional: tuple = ()):
     """Run `state, metrics = step(state)` for steps `start … steps − 1`.
 
     Args:
@@ -61,6 +62,7 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
       flags: `{record field: command-line flag}`, to name the flag when resuming is refused.
       columns: the metrics columns, in order (each row is checked, and so are the rows of a
         checkpoint).
+      optional: the columns a row may leave empty (None: not measured at that step).
 
     Returns:
       `(state, rows)`: the final state and one metrics row per step (row `t` holds the
@@ -69,7 +71,8 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
     start, rows = 0, []
     path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT)
     if resume and path is not None and os.path.exists(path):
-        start, state, rows = load_checkpoint(path, record, state, flags, columns)
+        start, state, rows = load_checkpoint(path, record, state, flags, columns,
+                                             optional)
         if start > steps:
             raise ValueError(f"--steps: the checkpoint in {out_dir} already holds {start} "
                              f"steps; resume with --steps >= {start}")
@@ -112,10 +115,10 @@ def save_checkpoint(path: str, record: dict, step: int, state, rows: list) -> No
 
 
 def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = None,
-                    columns: Optional[tuple] = None):
+                    columns: Optional[tuple] = None, optional: tuple = ()):
     """`(step, state, rows)` from a checkpoint made with the same `record` (but `steps`);
     `flags` names the command-line flag of a record field in the refusal; `columns` are the
-    metrics columns every row must have."""
+    metrics columns every row must have, `optional` those it may leave empty."""
     leaves, treedef = jax.tree.flatten(template)
     damaged = (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError,
                zipfile.BadZipFile, json.JSONDecodeError)
@@ -130,7 +133,7 @@ def load_checkpoint(path: str, record: dict, template, flags: Optional[dict] = N
                 if data["step"].shape != () or data["step"].dtype.kind not in "iu":
                     raise ValueError("its step is not an integer")
                 step = int(data["step"])
-                rows = _check_rows(json.loads(str(data["metrics"])), columns)
+                rows = _check_rows(json.loads(str(data["metrics"])), columns, optional)
                 loaded = [np.asarray(data[f"leaf_{i}"]) for i in range(len(leaves))]
                 extra = sum(name.startswith("leaf_") for name in data.files) != len(leaves)
     except damaged as err:
@@ -177,9 +180,9 @@ def _non_finite(row: dict, objective: str, state) -> Optional[str]:
     return None
 
 
-def _check_rows(rows, columns: Optional[tuple]) -> list:
+def _check_rows(rows, columns: Optional[tuple], optional: tuple = ()) -> list:
     """The metrics rows of a checkpoint: a list of dicts with the same columns (`columns` when
-    given), numbers or bools as values, and steps 0, 1, …"""
+    given), numbers or bools as values (None in the `optional` columns), and steps 0, 1, …"""
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError("its metrics are not a list of rows")
     expected = tuple(columns) if columns is not None else (tuple(rows[0]) if rows else ())
@@ -188,7 +191,7 @@ def _check_rows(rows, columns: Optional[tuple]) -> list:
             raise ValueError(f"its metrics row {i} has columns {tuple(row)}, expected "
                              f"{expected}")
         for name, value in row.items():
-            if not _plausible(name, value, i):
+            if not (value is None and name in optional or _plausible(name, value, i)):
                 raise ValueError(f"its metrics row {i} has {name} = {value!r:.40}")
     return rows
 
