@@ -76,6 +76,8 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
 
 
 def _regime(results: dict) -> str:
+    from optiongrad.experiments.learn_options import regime_name
+
     c = results["config"]
     budget = "converged" if c["planning_budget"] is None else f"N={c['planning_budget']}"
-    return ("options + primitives" if c["include_primitives"] else "options only") + f", {budget}"
+    return f"{regime_name(c['include_primitives'])}, {budget}"

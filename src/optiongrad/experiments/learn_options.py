@@ -453,9 +453,14 @@ def _run(config: LearnOptionsConfig, out_dir: Optional[str], resume: bool, progr
     sets = {"learned": learned_options(setup, params), "primitives": None, **baselines(setup)}
     other = config.planner.replace(include_primitives=not config.include_primitives)
     methods, other_regime = {}, {}
-    for name, options in sets.items():
-        methods[name] = evaluate(setup, options, config.planner, name)
-        other_regime[name] = evaluate(setup, options, other, name)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=2 * len(sets), desc="scoring every goal", disable=not progress) as bar:
+        for name, options in sets.items():
+            for scores, planner in ((methods, config.planner), (other_regime, other)):
+                bar.set_postfix_str(f"{name}, {regime_name(planner.include_primitives)}")
+                scores[name] = evaluate(setup, options, planner, name)
+                bar.update()
     results = {
         "config": dataclasses.asdict(config),
         "split": {"train": setup.train.tolist(), "test": setup.test.tolist()},
@@ -487,9 +492,14 @@ def machine() -> dict:
             "devices": jax.device_count()}
 
 
+def regime_name(include_primitives: bool) -> str:
+    """"options + primitives" or "options only"."""
+    return "options + primitives" if include_primitives else "options only"
+
+
 def format_table(results: dict) -> str:
     """Every method on train and test goals, as aligned text."""
-    regime = "options + primitives" if results["config"]["include_primitives"] else "options only"
+    regime = regime_name(results["config"]["include_primitives"])
     budget = results["config"]["planning_budget"]
     lines = [f"map: {results['config'].get('map', 'four-rooms')}, regime: {regime}, planning "
              f"budget: {'converged' if budget is None else f'{budget} sweeps'}",
