@@ -9,7 +9,7 @@ import pytest
 
 import optiongrad as og
 from conftest import tolerance
-from optiongrad._src.goal_models import default_chunk, goal_values
+from optiongrad._src.goal_models import default_chunk, goal_values, option_table
 from optiongrad._src.option_gradient import batched_smdp_returns
 
 GOALS = np.array([0, 17, 57, 103, 40])
@@ -177,6 +177,64 @@ def test_goal_planning_sweeps_equal_per_goal_model_planning_sweeps():
                                         initiation=planned.initiation, optimal_q=q_star[i])
         assert int(fast[i]) == int(slow), g
     assert 1 <= int(np.max(fast)) < 100
+
+
+@pytest.mark.parametrize("dtype,slip,jit", [(np.float64, 0.0, False), (np.float32, 0.2, True)])
+def test_the_compact_layout_equals_the_full_one(dtype, slip, jit):
+    """Hallway options (each available in one room and its doorways) plus primitives: the
+    compact models (`option_table`) keep `J = 6` of `K = 12` options per state and give the
+    full layout's models on every available row, its sweeps, values, returns, planning sweeps
+    and gradients."""
+    env = _env(slip, dtype)
+    hallway = og.gridworld.hallway_options(og.gridworld.four_rooms())
+    planned = og.with_primitives(og.Options(hallway.policy.astype(dtype),
+                                            hallway.termination.astype(dtype),
+                                            hallway.initiation_mask()))
+    table = option_table(planned.initiation)
+    assert table.ids.shape == (104, 6) and table.rows.shape == (12, 104)   # primitives: R = S
+    fn = jax.jit(og.goal_models) if jit else og.goal_models
+    full, compact = fn(env, planned, GOALS), fn(env, planned, GOALS, table)
+    assert compact.base.shape == (104, 6, 104) and compact.u.shape == (104, 6, 5)
+    tol = tolerance(dtype, 1e-13, 1e-5)
+    available = planned.initiation[None, :, :, None]                      # (1, K, S, 1)
+    np.testing.assert_allclose(compact.transitions(),
+                               jnp.where(available, full.transitions(), 0.0), atol=tol)
+    rng = np.random.default_rng(3)
+    v = jnp.asarray(rng.normal(size=(5, 104)), dtype)
+    mask = planned.initiation.T[None]                                     # (1, S, K)
+    np.testing.assert_allclose(compact.apply(v), jnp.where(mask, full.apply(v), 0.0),
+                               atol=10 * tol)
+    mu = jnp.where(mask, jax.nn.softmax(jnp.asarray(rng.normal(size=(5, 104, 12)), dtype)),
+                   0.0)
+    mu = mu / jnp.sum(mu, axis=-1, keepdims=True)
+    np.testing.assert_allclose(compact.policy_matrix(mu), full.policy_matrix(mu),
+                               atol=10 * tol)
+    np.testing.assert_allclose(goal_values(compact, mu, chunk=2), goal_values(full, mu),
+                               rtol=100 * tol, atol=tol)
+    for budget in (3, None):
+        returns = [og.goal_model_returns(m, 0.05, num_sweeps=budget,
+                                         initiation=planned.initiation)[0]
+                   for m in (full, compact)]
+        np.testing.assert_allclose(returns[1], returns[0], rtol=100 * tol)
+    q_star, _, _ = og.reference_returns(env, GOALS)
+    sweeps = [og.goal_planning_sweeps(env, m, GOALS, q_star, initiation=planned.initiation)
+              for m in (full, compact)]
+    np.testing.assert_array_equal(sweeps[1], sweeps[0])
+
+    def mean_return(policy, layout):
+        options = og.Options(policy, planned.termination, planned.initiation)
+        models = og.goal_models(env, options, GOALS, layout)
+        return jnp.mean(og.goal_model_returns(models, 0.05, num_sweeps=3,
+                                              initiation=planned.initiation)[0])
+
+    grads = [jax.grad(mean_return)(planned.policy, layout) for layout in (None, table)]
+    np.testing.assert_allclose(grads[1], grads[0], atol=100 * tol)
+    with pytest.raises(ValueError, match="table: made for 12 options"):
+        og.goal_models(env, hallway, GOALS, table)
+    with pytest.raises(ValueError, match="initiation: compact goal models"):
+        og.goal_model_returns(compact, 0.05)
+    with pytest.raises(ValueError, match="initiation: compact goal models"):
+        og.goal_planning_sweeps(env, compact, GOALS, q_star)
 
 
 def test_goal_models_reject_bad_input():

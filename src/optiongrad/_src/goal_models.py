@@ -26,15 +26,22 @@ product over all goals at once:
 
 One LU factorisation per option serves all goals (`O(K S³ + T K S²)`), and the gradients of all
 of it flow through the factors, not through a `(T, K, S, S)` tensor.
+
+Options that may start in few states (hallway options: a room and its doorways) waste most of
+`(K, S, S)`: rows where an option is not available are masked out of every planner. With an
+`OptionTable` (`option_table(initiation)`) the models keep, per state `s`, only the rows of the
+`J ≤ K` options available in `s`: `P^O (S, J, S)`, `u (S, J, T)`, and a sweep costs
+`O(T S² J)` instead of `O(T S² K)` (84 hallway options on twenty-five rooms: `J = 10`).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import equinox as eqx
+import numpy as np
 
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS, backup_policy
@@ -48,15 +55,52 @@ from optiongrad._src.transitions import policy_matrix
 Array = jax.Array
 
 
+class OptionTable(NamedTuple):
+    """Which options may start where, for the compact layout of `GoalModels` (made by
+    `option_table` from a concrete initiation mask).
+
+    Attributes:
+      rows: `(K, R)` the states where each option may start (padded with state 0), `R` the
+        largest initiation set.
+      slots: `(K, R)` where each of those rows goes in the flattened `(S·J)` slots (`S·J`: a
+        padding row, dropped), `J` the most options available in one state.
+      ids: `(S, J)` the option in each slot (`K`: an empty slot).
+    """
+
+    rows: Array
+    slots: Array
+    ids: Array
+
+
+def option_table(initiation) -> OptionTable:
+    """The `OptionTable` of an initiation mask `(K, S)` bool (a concrete array, not a tracer)."""
+    init = np.asarray(initiation, bool)
+    checks.shape(init, "initiation", (init.shape[0], init.shape[-1]), "(K, S)")
+    k, s = init.shape
+    r, j = max(1, int(init.sum(1).max())), max(1, int(init.sum(0).max()))
+    rows, slots = np.zeros((k, r), np.int32), np.full((k, r), s * j, np.int32)
+    ids, used = np.full((s, j), k, np.int32), np.zeros(s, np.int64)
+    for o in range(k):
+        states = np.flatnonzero(init[o])
+        rows[o, :states.size] = states
+        slots[o, :states.size] = states * j + used[states]
+        ids[states, used[states]] = o
+        used[states] += 1
+    return OptionTable(jnp.asarray(rows), jnp.asarray(slots), jnp.asarray(ids))
+
+
 class GoalModels(eqx.Module):
     """The option models of `K` options in `T` goal tasks of one environment, factored.
 
     Attributes:
-      base: `(K, S, S)` `P^o`, the options' transition models in the environment.
-      u: `(K, S, T)` `u_{o,g} = M_o[:, g]`.
+      base: `(K, S, S)` `P^o`, the options' transition models in the environment; with
+        `ids`, `(S, J, S)`: row `s` of the model of option `ids[s, j]`.
+      u: `(K, S, T)` `u_{o,g} = M_o[:, g]`; with `ids`, `(S, J, T)` (the same rows).
       y: `(K, T, S)` `y_{o,g}`: `P^o_g = P^o + u_{o,g} y_{o,g}ᵀ`.
       rewards: `(T, S, K)` the reward models `r^o_g`.
       initial: `(T, S)` each task's `s0` (uniform over the states other than its goal).
+      ids: `None`, or `(S, J)` the options kept in each state (`K`: an empty slot), for the
+        compact layout (`OptionTable`): rows of unavailable options are then zero.
     """
 
     base: Array
@@ -64,31 +108,60 @@ class GoalModels(eqx.Module):
     y: Array
     rewards: Array
     initial: Array
+    ids: Optional[Array] = None
 
     @property
     def num_goals(self) -> int:
         return self.rewards.shape[0]
 
+    def _to_options(self, slots: Array) -> Array:
+        """`(T, S, J)` per slot → `(T, S, K)` per option (zero where not available)."""
+        t, s, _ = slots.shape
+        k = self.y.shape[0]
+        full = jnp.zeros((t, s, k + 1), slots.dtype)
+        return full.at[:, jnp.arange(s)[:, None], self.ids].set(slots)[..., :k]
+
+    def _to_slots(self, x: Array) -> Array:
+        """`(T, S, K)` per option → `(T, S, J)` per slot (zero in empty slots)."""
+        padded = jnp.concatenate([x, jnp.zeros(x.shape[:2] + (1,), x.dtype)], axis=-1)
+        return jnp.take_along_axis(padded, self.ids[None], axis=2)
+
     def apply(self, values: Array) -> Array:
         """`(P^O_g v_g)[s, o]` for values `v (T, S)`, shape `(T, S, K)`."""
-        base = jnp.einsum("kst,gt->gsk", self.base, values)
         rank_one = jnp.einsum("kgt,gt->kg", self.y, values)
-        return base + jnp.einsum("ksg,kg->gsk", self.u, rank_one)
+        if self.ids is None:
+            base = jnp.einsum("kst,gt->gsk", self.base, values)
+            return base + jnp.einsum("ksg,kg->gsk", self.u, rank_one)
+        rank_one = jnp.concatenate([rank_one, jnp.zeros_like(rank_one[:1])])[self.ids]
+        slots = jnp.einsum("sjt,gt->gsj", self.base, values)
+        return self._to_options(slots + jnp.transpose(self.u * rank_one, (2, 0, 1)))
 
     def policy_matrix(self, mu: Array) -> Array:
-        """`P^O_{μ,g}[s, s'] = Σ_o μ_g[s, o] P^o_g[s, s']` for `mu (T, S, K)`, `(T, S, S)`."""
-        base = jnp.einsum("gsk,kst->gst", mu, self.base)
-        weighted = mu * jnp.transpose(self.u, (2, 1, 0))            # (T, S, K)
+        """`P^O_{μ,g}[s, s'] = Σ_o μ_g[s, o] P^o_g[s, s']` for `mu (T, S, K)` (zero where an
+        option is not available, in the compact layout), `(T, S, S)`."""
+        if self.ids is None:
+            base = jnp.einsum("gsk,kst->gst", mu, self.base)
+            weighted = mu * jnp.transpose(self.u, (2, 1, 0))            # (T, S, K)
+        else:
+            mu = self._to_slots(mu)                                     # (T, S, J)
+            base = jnp.einsum("gsj,sjt->gst", mu, self.base)
+            weighted = self._to_options(mu * jnp.transpose(self.u, (2, 0, 1)))
         return base + jnp.einsum("gsk,kgt->gst", weighted, self.y)
 
     def transitions(self) -> Array:
         """The dense `(T, K, S, S)` models (for tests and small problems only)."""
-        return self.base[None] + jnp.einsum("ksg,kgt->gkst", self.u, self.y)
+        base, u = self.base, self.u
+        if self.ids is not None:
+            k, s = self.y.shape[0], self.base.shape[0]
+            rows = jnp.arange(s)[:, None]
+            base = jnp.zeros((k + 1, s, s), base.dtype).at[self.ids, rows].set(base)[:k]
+            u = jnp.zeros((k + 1,) + u.shape[::2], u.dtype).at[self.ids, rows].set(u)[:k]
+        return base[None] + jnp.einsum("ksg,kgt->gkst", u, self.y)
 
     def take(self, index) -> "GoalModels":
         """The models of the goals `index` (an index or slice into the goal axis)."""
         return GoalModels(self.base, self.u[:, :, index], self.y[:, index],
-                          self.rewards[index], self.initial[index])
+                          self.rewards[index], self.initial[index], self.ids)
 
 
 def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
@@ -116,11 +189,14 @@ def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
     return base, u, y, m_q + u * (zq / c)[None, :]
 
 
-def goal_models(mdp: MDP, options: Options, goals: Array) -> GoalModels:
+def goal_models(mdp: MDP, options: Options, goals: Array,
+                table: Optional[OptionTable] = None) -> GoalModels:
     """The factored option models of `options` in the goal tasks `goals (T,)` of the
     environment `mdp` (dense or sparse transitions; `P_π` is formed densely, so this is for
     `S` up to a few thousand). Equal to `option_models(goal_task(mdp, g), options)` for each
-    goal, to rounding, and differentiable in the options."""
+    goal, to rounding, and differentiable in the options. With `table`
+    (`option_table(options.initiation)`) only the rows of each option's initiation set are
+    kept (the compact layout); every planner must then mask by that initiation set."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.instance(options, "options", Options, "an optiongrad.Options")
     options.check_mdp(mdp)
@@ -129,12 +205,45 @@ def goal_models(mdp: MDP, options: Options, goals: Array) -> GoalModels:
         raise ValueError(f"mdp: a goal task needs at least 2 states, got {mdp.num_states}")
     # one option at a time (`lax.map`): the unbatched LAPACK kernels are faster than the
     # batched ones on CPU (measured; jax#36927)
-    base, u, y, r = jax.lax.map(lambda pb: _option_factors(mdp, pb[0], pb[1], goals), (
-        options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype)))
-    s = mdp.num_states
+    s, t = mdp.num_states, goals.shape[0]
     others = jnp.arange(s)[None, :] != goals[:, None]
     initial = jnp.where(others, 1.0 / (s - 1), 0.0).astype(mdp.dtype)
-    return GoalModels(base, u, y, jnp.transpose(r, (2, 1, 0)), initial)
+    options = (options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype))
+    if table is None:
+        base, u, y, r = jax.lax.map(lambda pb: _option_factors(mdp, *pb, goals), options)
+        return GoalModels(base, u, y, jnp.transpose(r, (2, 1, 0)), initial)
+    _check_table(table, options[0].shape[0], s)
+    j = table.ids.shape[1]
+
+    def option(kept, args):  # write the option's available rows into their slots
+        (policy, termination, rows, slots), (base_kept, u_kept) = args, kept
+        base, u, y, r = _option_factors(mdp, policy, termination, goals)
+        kept = (base_kept.at[slots].set(base[rows], mode="drop"),
+                u_kept.at[slots].set(u[rows], mode="drop"))
+        return kept, (y, r)
+
+    empty = (jnp.zeros((s * j, s), mdp.dtype), jnp.zeros((s * j, t), mdp.dtype))
+    (base, u), (y, r) = jax.lax.scan(option, empty, (*options, table.rows, table.slots))
+    return GoalModels(base.reshape(s, j, s), u.reshape(s, j, t), y,
+                      jnp.transpose(r, (2, 1, 0)), initial, table.ids)
+
+
+def require_initiation(models: GoalModels, initiation) -> None:
+    """Raise `ValueError` if compact models come without the initiation sets that mask them."""
+    if models.ids is not None and initiation is None:
+        raise ValueError("initiation: compact goal models (made with an OptionTable) keep only "
+                         "the rows where each option is available; pass the options' "
+                         "initiation sets")
+
+
+def _check_table(table: OptionTable, num_options: int, num_states: int) -> None:
+    if not isinstance(table, OptionTable):
+        raise ValueError(f"table: expected an OptionTable (option_table(initiation)), got "
+                         f"{type(table).__name__}")
+    k, s = table.rows.shape[0], table.ids.shape[0]
+    if (k, s) != (num_options, num_states):
+        raise ValueError(f"table: made for {k} options and {s} states, the options are "
+                         f"{num_options} on {num_states} states")
 
 
 def goal_values(models: GoalModels, mu: Array, *, chunk: Optional[int] = None) -> Array:
@@ -151,7 +260,8 @@ def goal_values(models: GoalModels, mu: Array, *, chunk: Optional[int] = None) -
     eye = jnp.eye(s, dtype=mu.dtype)
 
     def solve(u, y, mu, r_mu):  # a chunk: u (K, S, c), y (K, c, S), mu (c, S, K), r_mu (c, S)
-        sub = GoalModels(models.base, u, y, models.rewards[:0], models.initial[:0])
+        sub = GoalModels(models.base, u, y, models.rewards[:0], models.initial[:0],
+                         models.ids)
         system = eye - sub.policy_matrix(mu)
         return jax.lax.map(lambda ab: jnp.linalg.solve(ab[0], ab[1]), (system, r_mu))
 
@@ -165,8 +275,9 @@ def goal_values(models: GoalModels, mu: Array, *, chunk: Optional[int] = None) -
         last = jax.lax.slice_in_dim(x, x.shape[axis] - 1, None, axis=axis)
         return jnp.concatenate([x, jnp.repeat(last, pad, axis=axis)], axis=axis)
 
+    rows = models.u.shape[:2]         # (K, S), or (S, J) in the compact layout
     pieces = (
-        padded(models.u, 2).reshape(k, s, n, chunk).transpose(2, 0, 1, 3),   # (n, K, S, c)
+        padded(models.u, 2).reshape(*rows, n, chunk).transpose(2, 0, 1, 3),  # (n, K, S, c)
         padded(models.y, 1).reshape(k, n, chunk, s).transpose(1, 0, 2, 3),   # (n, K, c, S)
         padded(mu, 0).reshape(n, chunk, s, k),                                # (n, c, S, K)
         padded(r_mu, 0).reshape(n, chunk, s),                                 # (n, c, S)
@@ -194,6 +305,7 @@ def goal_model_returns(models: GoalModels, temperature, *, num_sweeps: Optional[
     t, s, k = models.rewards.shape
     checks.choice(backup, "backup", BACKUPS)
     checks.temperature(temperature, backup)
+    require_initiation(models, initiation)
     mask = initiation_mask(initiation, k, s)
     mask = None if mask is None else jnp.broadcast_to(mask, (t, s, k))
     tau = jnp.asarray(temperature, models.rewards.dtype)

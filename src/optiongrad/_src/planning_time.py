@@ -27,7 +27,7 @@ from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS
 from optiongrad._src.backups import backup as apply_backup
 from optiongrad._src.deprecation import renamed
-from optiongrad._src.goal_models import GoalModels
+from optiongrad._src.goal_models import GoalModels, require_initiation
 from optiongrad._src.mdp import MDP
 from optiongrad._src.option_models import option_models
 from optiongrad._src.options import Options, primitive_options, with_primitives
@@ -226,6 +226,7 @@ def goal_planning_sweeps(mdp: MDP, models: GoalModels, goals: Array, optimal_q: 
     checks.iterations(max_sweeps, "max_sweeps")
     checks.number(epsilon, "epsilon", low=0.0, low_open=True)
     t, s, k = models.rewards.shape
+    require_initiation(models, initiation)
     optimal_q = checks.as_array(optimal_q, "optimal_q", dtype=mdp.dtype)
     checks.shape(optimal_q, "optimal_q", (t, s, mdp.num_actions), "(T, S, A)")
     mask = initiation_mask(initiation, k, s)

@@ -75,9 +75,12 @@ def write_figures(out_dir: str, setup, results: dict, rows: list, learned) -> No
     plt.close(fig)
 
 
-def _regime(results: dict) -> str:
-    from optiongrad.experiments.learn_options import regime_name
+def regime_name(include_primitives: bool) -> str:
+    """"options + primitives" or "options only" (tables, figures, progress bars)."""
+    return "options + primitives" if include_primitives else "options only"
 
+
+def _regime(results: dict) -> str:
     c = results["config"]
     budget = "converged" if c["planning_budget"] is None else f"N={c['planning_budget']}"
     return f"{regime_name(c['include_primitives'])}, {budget}"

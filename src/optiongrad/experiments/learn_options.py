@@ -38,14 +38,19 @@ import numpy as np
 import optax
 
 import optiongrad as og
-from optiongrad._src.goal_models import goal_model_returns, goal_models
+from optiongrad._src.goal_models import goal_model_returns, goal_models, option_table
 from optiongrad._src.planning_time import goal_planning_sweeps
 from optiongrad.experiments import config as cfg
+from optiongrad.experiments.figures import regime_name, write_figures
 from optiongrad.experiments.io import atomic_write, prepare_output, write_json
 from optiongrad.experiments.training import CHECKPOINT, METRICS, run_record, train
 
 REWARDS = ("tabular", "state")
 MAX_SWEEPS = 100  # primitives alone need 20 on four rooms at γ = 0.9
+# Score with the compact goal models (only the options available in each state) when at most
+# this share of the options is available in any one state (hallway options: 10 of 84 on
+# twenty-five rooms).
+COMPACT_SHARE = 0.5
 SPARSE_CELLS = 300  # maps with more free cells get sparse dynamics
 # The protocol scores every method on every goal through the factored goal models, `(K, S, S)`
 # per option set: about 2000 cells is where that stops fitting in a few GiB. (Training alone
@@ -266,8 +271,12 @@ def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicP
         returns, counts = setup.shared.scores[key]
     else:
         options = og.Options(options.policy, options.termination, options.initiation_mask())
-        returns, counts = (np.asarray(x) for x in _goal_scores(options, env, setup.optimal_q,
-                                                                 planner))
+        planned = og.with_primitives(options) if planner.include_primitives else options
+        table = option_table(planned.initiation)
+        if table.ids.shape[1] > COMPACT_SHARE * planned.num_options:
+            table = None         # available almost everywhere: the full layout is as cheap
+        returns, counts = (np.asarray(x) for x in _goal_scores(planned, env, setup.optimal_q,
+                                                                 planner, table))
         if method in SEEDLESS:
             setup.shared.scores[key] = returns, counts
     scores = {}
@@ -284,12 +293,13 @@ def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicP
 
 
 @functools.partial(jax.jit, static_argnames="planner")
-def _goal_scores(options: og.Options, environment, optimal_q, planner: og.ExtrinsicPlanner):
+def _goal_scores(planned: og.Options, environment, optimal_q, planner: og.ExtrinsicPlanner,
+                 table=None):
     """Per goal (all states): return of the planned `μ` and planning sweeps (hard VI), both on
-    the factored goal models of all goals at once."""
+    the factored goal models of all goals at once (`planned`: the options the planner uses,
+    primitives appended if it includes them; `table`: their compact layout, or None)."""
     goals = jnp.arange(environment.num_states)
-    planned = og.with_primitives(options) if planner.include_primitives else options
-    models = goal_models(environment, planned, goals)
+    models = goal_models(environment, planned, goals, table)
     returns, _ = goal_model_returns(models, planner.temperature,
                                     num_sweeps=planner.num_sweeps, backup=planner.backup,
                                     tol=planner.tol, initiation=planned.initiation)
@@ -475,8 +485,6 @@ def _run(config: LearnOptionsConfig, out_dir: Optional[str], resume: bool, progr
         for name, options in sets.items():
             if name not in ("learned", "primitives"):
                 save_options(os.path.join(out_dir, f"options_{name}.npz"), options, setup.grid)
-        from optiongrad.experiments.figures import write_figures
-
         write_figures(out_dir, setup, results, rows, sets["learned"])
         write_json(os.path.join(out_dir, RESULTS_FILE), results)
     return results
@@ -490,11 +498,6 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "jax": jax.__version__,
             "float64": bool(jax.config.jax_enable_x64), "processes": jax.process_count(),
             "devices": jax.device_count()}
-
-
-def regime_name(include_primitives: bool) -> str:
-    """"options + primitives" or "options only"."""
-    return "options + primitives" if include_primitives else "options only"
 
 
 def format_table(results: dict) -> str:
