@@ -14,7 +14,13 @@ from optiongrad import discovery, gridworld, gym, plotting, rewards, sharding, s
 from optiongrad._src import deprecation as _deprecation
 from optiongrad._src.backups import BACKUPS, backup, backup_policy
 from optiongrad._src.evaluation import expected_return, occupancy, policy_evaluation, q_values
-from optiongrad._src.goal_models import GoalModels, goal_model_returns, goal_models
+from optiongrad._src.goal_models import (
+    GoalModels,
+    OptionTable,
+    goal_model_returns,
+    goal_models,
+    option_table,
+)
 from optiongrad._src.goal_sweeps import sweep_goal_returns
 from optiongrad._src.goal_tasks import goal_option_models, goal_task, reference_returns
 from optiongrad._src.gym import OptionsEnv, TabularEnv, from_gymnasium
@@ -73,7 +79,8 @@ __all__ = [
     "intra_option_policy_evaluation", "flat_policy_evaluation", "rollout", "sample_returns",
     "planning_sweeps", "model_planning_sweeps", "sweep_values",
     # goal tasks and the option gradient
-    "goal_task", "goal_models", "GoalModels", "goal_model_returns", "sweep_goal_returns",
+    "goal_task", "goal_models", "GoalModels", "option_table", "OptionTable",
+    "goal_model_returns", "sweep_goal_returns",
     "goal_option_models",
     "goal_planning_sweeps", "reference_returns", "ExtrinsicPlanner",
     "OptionParams", "init_params", "make_options", "option_gradient_objective",
