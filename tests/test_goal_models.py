@@ -183,8 +183,8 @@ def test_goal_planning_sweeps_equal_per_goal_model_planning_sweeps():
 def test_the_compact_layout_equals_the_full_one(dtype, slip, jit):
     """Hallway options (each available in one room and its doorways) plus primitives: the
     compact models (`option_table`) keep `J = 6` of `K = 12` options per state and give the
-    full layout's models on every available row, its sweeps, values, returns, planning sweeps
-    and gradients."""
+    full layout's models on every available row and, slot for slot, its rewards, sweeps,
+    values, returns, planning sweeps and gradients."""
     env = _env(slip, dtype)
     hallway = og.gridworld.hallway_options(og.gridworld.four_rooms())
     planned = og.with_primitives(og.Options(hallway.policy.astype(dtype),
@@ -195,30 +195,33 @@ def test_the_compact_layout_equals_the_full_one(dtype, slip, jit):
     fn = jax.jit(og.goal_models) if jit else og.goal_models
     full, compact = fn(env, planned, GOALS), fn(env, planned, GOALS, table)
     assert compact.base.shape == (104, 6, 104) and compact.u.shape == (104, 6, 5)
+    assert compact.rewards.shape == (5, 104, 6)
     tol = tolerance(dtype, 1e-13, 1e-5)
     available = planned.initiation[None, :, :, None]                      # (1, K, S, 1)
     np.testing.assert_allclose(compact.transitions(),
                                jnp.where(available, full.transitions(), 0.0), atol=tol)
+    np.testing.assert_allclose(compact.rewards, compact.to_slots(full.rewards), atol=tol)
     rng = np.random.default_rng(3)
     v = jnp.asarray(rng.normal(size=(5, 104)), dtype)
-    mask = planned.initiation.T[None]                                     # (1, S, K)
-    np.testing.assert_allclose(compact.apply(v), jnp.where(mask, full.apply(v), 0.0),
+    np.testing.assert_allclose(compact.apply(v), compact.to_slots(full.apply(v)),
                                atol=10 * tol)
+    mask = planned.initiation.T[None]                                     # (1, S, K)
     mu = jnp.where(mask, jax.nn.softmax(jnp.asarray(rng.normal(size=(5, 104, 12)), dtype)),
                    0.0)
     mu = mu / jnp.sum(mu, axis=-1, keepdims=True)
-    np.testing.assert_allclose(compact.policy_matrix(mu), full.policy_matrix(mu),
-                               atol=10 * tol)
-    np.testing.assert_allclose(goal_values(compact, mu, chunk=2), goal_values(full, mu),
-                               rtol=100 * tol, atol=tol)
+    np.testing.assert_allclose(compact.policy_matrix(compact.to_slots(mu)),
+                               full.policy_matrix(mu), atol=10 * tol)
+    np.testing.assert_allclose(goal_values(compact, compact.to_slots(mu), chunk=2),
+                               goal_values(full, mu), rtol=100 * tol, atol=tol)
+    # the planners: compact models carry their own mask (no initiation needed)
     for budget in (3, None):
-        returns = [og.goal_model_returns(m, 0.05, num_sweeps=budget,
-                                         initiation=planned.initiation)[0]
-                   for m in (full, compact)]
+        returns = [og.goal_model_returns(full, 0.05, num_sweeps=budget,
+                                         initiation=planned.initiation)[0],
+                   og.goal_model_returns(compact, 0.05, num_sweeps=budget)[0]]
         np.testing.assert_allclose(returns[1], returns[0], rtol=100 * tol)
     q_star, _, _ = og.reference_returns(env, GOALS)
-    sweeps = [og.goal_planning_sweeps(env, m, GOALS, q_star, initiation=planned.initiation)
-              for m in (full, compact)]
+    sweeps = [og.goal_planning_sweeps(env, full, GOALS, q_star, initiation=planned.initiation),
+              og.goal_planning_sweeps(env, compact, GOALS, q_star)]
     np.testing.assert_array_equal(sweeps[1], sweeps[0])
 
     def mean_return(policy, layout):
@@ -231,10 +234,6 @@ def test_the_compact_layout_equals_the_full_one(dtype, slip, jit):
     np.testing.assert_allclose(grads[1], grads[0], atol=100 * tol)
     with pytest.raises(ValueError, match="table: made for 12 options"):
         og.goal_models(env, hallway, GOALS, table)
-    with pytest.raises(ValueError, match="initiation: compact goal models"):
-        og.goal_model_returns(compact, 0.05)
-    with pytest.raises(ValueError, match="initiation: compact goal models"):
-        og.goal_planning_sweeps(env, compact, GOALS, q_star)
 
 
 def test_goal_models_reject_bad_input():

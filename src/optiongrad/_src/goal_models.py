@@ -29,9 +29,11 @@ of it flow through the factors, not through a `(T, K, S, S)` tensor.
 
 Options that may start in few states (hallway options: a room and its doorways) waste most of
 `(K, S, S)`: rows where an option is not available are masked out of every planner. With an
-`OptionTable` (`option_table(initiation)`) the models keep, per state `s`, only the rows of the
-`J ≤ K` options available in `s`: `P^O (S, J, S)`, `u (S, J, T)`, and a sweep costs
-`O(T S² J)` instead of `O(T S² K)` (84 hallway options on twenty-five rooms: `J = 10`).
+`OptionTable` (`option_table(initiation)`) the models keep, per state `s`, only the `J ≤ K`
+options available in `s` — `P^O (S, J, S)`, `u (S, J, T)`, rewards `(T, S, J)` — and the
+planners work on these slots (`Q (T, S, J)`, empty slots masked): a sweep costs `O(T S² J)`
+instead of `O(T S² K)` and the planners' memory is `O(T S J)` (84 hallway options on
+twenty-five rooms: `J = 10`).
 """
 
 from __future__ import annotations
@@ -97,10 +99,11 @@ class GoalModels(eqx.Module):
         `ids`, `(S, J, S)`: row `s` of the model of option `ids[s, j]`.
       u: `(K, S, T)` `u_{o,g} = M_o[:, g]`; with `ids`, `(S, J, T)` (the same rows).
       y: `(K, T, S)` `y_{o,g}`: `P^o_g = P^o + u_{o,g} y_{o,g}ᵀ`.
-      rewards: `(T, S, K)` the reward models `r^o_g`.
+      rewards: `(T, S, K)` the reward models `r^o_g`; with `ids`, `(T, S, J)`.
       initial: `(T, S)` each task's `s0` (uniform over the states other than its goal).
-      ids: `None`, or `(S, J)` the options kept in each state (`K`: an empty slot), for the
-        compact layout (`OptionTable`): rows of unavailable options are then zero.
+      ids: `None`, or `(S, J)` the option in each slot of each state (`K`: an empty slot), for
+        the compact layout (`OptionTable`): everything indexed by options is then indexed by
+        slots, and the planners mask the empty ones.
     """
 
     base: Array
@@ -114,6 +117,10 @@ class GoalModels(eqx.Module):
     def num_goals(self) -> int:
         return self.rewards.shape[0]
 
+    def available(self) -> Optional[Array]:
+        """`(S, J)` bool, the occupied slots of the compact layout (None in the full one)."""
+        return None if self.ids is None else self.ids < self.y.shape[0]
+
     def _to_options(self, slots: Array) -> Array:
         """`(T, S, J)` per slot → `(T, S, K)` per option (zero where not available)."""
         t, s, _ = slots.shape
@@ -121,29 +128,30 @@ class GoalModels(eqx.Module):
         full = jnp.zeros((t, s, k + 1), slots.dtype)
         return full.at[:, jnp.arange(s)[:, None], self.ids].set(slots)[..., :k]
 
-    def _to_slots(self, x: Array) -> Array:
-        """`(T, S, K)` per option → `(T, S, J)` per slot (zero in empty slots)."""
+    def to_slots(self, x: Array) -> Array:
+        """`(T, S, K)` per option → `(T, S, J)` per slot of the compact layout (zero in empty
+        slots)."""
         padded = jnp.concatenate([x, jnp.zeros(x.shape[:2] + (1,), x.dtype)], axis=-1)
         return jnp.take_along_axis(padded, self.ids[None], axis=2)
 
     def apply(self, values: Array) -> Array:
-        """`(P^O_g v_g)[s, o]` for values `v (T, S)`, shape `(T, S, K)`."""
+        """`(P^O_g v_g)[s, o]` for values `v (T, S)`, shape `(T, S, K)` (`(T, S, J)` per slot
+        in the compact layout)."""
         rank_one = jnp.einsum("kgt,gt->kg", self.y, values)
         if self.ids is None:
             base = jnp.einsum("kst,gt->gsk", self.base, values)
             return base + jnp.einsum("ksg,kg->gsk", self.u, rank_one)
         rank_one = jnp.concatenate([rank_one, jnp.zeros_like(rank_one[:1])])[self.ids]
         slots = jnp.einsum("sjt,gt->gsj", self.base, values)
-        return self._to_options(slots + jnp.transpose(self.u * rank_one, (2, 0, 1)))
+        return slots + jnp.transpose(self.u * rank_one, (2, 0, 1))
 
     def policy_matrix(self, mu: Array) -> Array:
-        """`P^O_{μ,g}[s, s'] = Σ_o μ_g[s, o] P^o_g[s, s']` for `mu (T, S, K)` (zero where an
-        option is not available, in the compact layout), `(T, S, S)`."""
+        """`P^O_{μ,g}[s, s'] = Σ_o μ_g[s, o] P^o_g[s, s']` for `mu (T, S, K)` (`(T, S, J)` per
+        slot in the compact layout), `(T, S, S)`."""
         if self.ids is None:
             base = jnp.einsum("gsk,kst->gst", mu, self.base)
             weighted = mu * jnp.transpose(self.u, (2, 1, 0))            # (T, S, K)
         else:
-            mu = self._to_slots(mu)                                     # (T, S, J)
             base = jnp.einsum("gsj,sjt->gst", mu, self.base)
             weighted = self._to_options(mu * jnp.transpose(self.u, (2, 0, 1)))
         return base + jnp.einsum("gsk,kgt->gst", weighted, self.y)
@@ -216,24 +224,25 @@ def goal_models(mdp: MDP, options: Options, goals: Array,
     j = table.ids.shape[1]
 
     def option(kept, args):  # write the option's available rows into their slots
-        (policy, termination, rows, slots), (base_kept, u_kept) = args, kept
+        policy, termination, rows, slots = args
         base, u, y, r = _option_factors(mdp, policy, termination, goals)
-        kept = (base_kept.at[slots].set(base[rows], mode="drop"),
-                u_kept.at[slots].set(u[rows], mode="drop"))
-        return kept, (y, r)
+        kept = tuple(x.at[slots].set(new[rows], mode="drop") for x, new in zip(kept, (base, u, r)))
+        return kept, y
 
-    empty = (jnp.zeros((s * j, s), mdp.dtype), jnp.zeros((s * j, t), mdp.dtype))
-    (base, u), (y, r) = jax.lax.scan(option, empty, (*options, table.rows, table.slots))
+    empty = tuple(jnp.zeros((s * j, n), mdp.dtype) for n in (s, t, t))
+    (base, u, r), y = jax.lax.scan(option, empty, (*options, table.rows, table.slots))
     return GoalModels(base.reshape(s, j, s), u.reshape(s, j, t), y,
-                      jnp.transpose(r, (2, 1, 0)), initial, table.ids)
+                      jnp.transpose(r.reshape(s, j, t), (2, 0, 1)), initial, table.ids)
 
 
-def require_initiation(models: GoalModels, initiation) -> None:
-    """Raise `ValueError` if compact models come without the initiation sets that mask them."""
-    if models.ids is not None and initiation is None:
-        raise ValueError("initiation: compact goal models (made with an OptionTable) keep only "
-                         "the rows where each option is available; pass the options' "
-                         "initiation sets")
+def goal_mask(models: GoalModels, initiation: Optional[Array]) -> Optional[Array]:
+    """The `(T, S, K)` mask of available options for the planners over `models`, from the
+    initiation sets `(K, S)` (None: every option everywhere); compact models carry their own
+    (`(T, S, J)`, the occupied slots) and need none."""
+    t, s, k = models.rewards.shape
+    mask = (models.available()[None] if models.ids is not None
+            else initiation_mask(initiation, k, s))
+    return None if mask is None else jnp.broadcast_to(mask, (t, s, k))
 
 
 def _check_table(table: OptionTable, num_options: int, num_states: int) -> None:
@@ -278,7 +287,7 @@ def goal_values(models: GoalModels, mu: Array, *, chunk: Optional[int] = None) -
     rows = models.u.shape[:2]         # (K, S), or (S, J) in the compact layout
     pieces = (
         padded(models.u, 2).reshape(*rows, n, chunk).transpose(2, 0, 1, 3),  # (n, K, S, c)
-        padded(models.y, 1).reshape(k, n, chunk, s).transpose(1, 0, 2, 3),   # (n, K, c, S)
+        padded(models.y, 1).reshape(-1, n, chunk, s).transpose(1, 0, 2, 3),  # (n, K, c, S)
         padded(mu, 0).reshape(n, chunk, s, k),                                # (n, c, S, K)
         padded(r_mu, 0).reshape(n, chunk, s),                                 # (n, c, S)
     )
@@ -301,13 +310,12 @@ def goal_model_returns(models: GoalModels, temperature, *, num_sweeps: Optional[
     goals at once: `Q ← R + P^O m_τ(Q)` for `num_sweeps` sweeps from zero values (unrolled
     gradient) or, with `num_sweeps=None`, to convergence (implicit gradient; one joint solve:
     if it fails every return is NaN). `initiation (K, S)` restricts the options available in
-    each state. Also returns the planner's `RESULTS` code."""
+    each state (compact models carry their own: it is not needed). Also returns the planner's
+    `RESULTS` code."""
     t, s, k = models.rewards.shape
     checks.choice(backup, "backup", BACKUPS)
     checks.temperature(temperature, backup)
-    require_initiation(models, initiation)
-    mask = initiation_mask(initiation, k, s)
-    mask = None if mask is None else jnp.broadcast_to(mask, (t, s, k))
+    mask = goal_mask(models, initiation)
     tau = jnp.asarray(temperature, models.rewards.dtype)
 
     def bellman(params, q):

@@ -27,7 +27,7 @@ from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS
 from optiongrad._src.backups import backup as apply_backup
 from optiongrad._src.deprecation import renamed
-from optiongrad._src.goal_models import GoalModels, require_initiation
+from optiongrad._src.goal_models import GoalModels, goal_mask
 from optiongrad._src.mdp import MDP
 from optiongrad._src.option_models import option_models
 from optiongrad._src.options import Options, primitive_options, with_primitives
@@ -219,18 +219,17 @@ def goal_planning_sweeps(mdp: MDP, models: GoalModels, goals: Array, optimal_q: 
       mdp: the environment (its goal tasks are `goal_task(mdp, g)`).
       models: `GoalModels` of the options in those tasks (primitives included if wanted).
       goals: `(T,)` the goal of each task. optimal_q: `(T, S, A)` each task's optimal `Q*`.
-      initiation: optional `(K, S)` bool. epsilon: the tie tolerance. max_sweeps: the cap.
+      initiation: optional `(K, S)` bool (not needed by compact models, which carry their
+        own). epsilon: the tie tolerance. max_sweeps: the cap.
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     goals = jnp.asarray(checks.indices(goals, "goals", mdp.num_states), jnp.int32)
     checks.iterations(max_sweeps, "max_sweeps")
     checks.number(epsilon, "epsilon", low=0.0, low_open=True)
     t, s, k = models.rewards.shape
-    require_initiation(models, initiation)
     optimal_q = checks.as_array(optimal_q, "optimal_q", dtype=mdp.dtype)
     checks.shape(optimal_q, "optimal_q", (t, s, mdp.num_actions), "(T, S, A)")
-    mask = initiation_mask(initiation, k, s)
-    mask = None if mask is None else jnp.broadcast_to(mask, (t, s, k))
+    mask = goal_mask(models, initiation)
     is_goal = jax.nn.one_hot(goals, s, dtype=mdp.dtype)                     # (T, S)
     enter = jnp.moveaxis(expectation(mdp.transitions, is_goal.T), -1, 0)   # (T, S, A)
     optimal = optimal_q >= jnp.max(optimal_q, axis=-1, keepdims=True) - epsilon
