@@ -204,7 +204,8 @@ def goal_models(mdp: MDP, options: Options, goals: Array,
     `S` up to a few thousand). Equal to `option_models(goal_task(mdp, g), options)` for each
     goal, to rounding, and differentiable in the options. With `table`
     (`option_table(options.initiation)`) only the rows of each option's initiation set are
-    kept (the compact layout); every planner must then mask by that initiation set."""
+    kept, one slot per available option and state (the compact layout); the planners then
+    work on the slots and mask the empty ones themselves."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.instance(options, "options", Options, "an optiongrad.Options")
     options.check_mdp(mdp)
