@@ -249,3 +249,32 @@ def test_goal_models_reject_bad_input():
     models = og.goal_models(env, og.with_primitives(options), [0, 1])
     with pytest.raises(ValueError, match="optimal_q"):
         og.goal_planning_sweeps(env, models, [0, 1], q_star[:1])
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_terminating_options_are_modelled_without_a_solve(compact):
+    """`exact`: the appended primitives' models written down equal the solved ones, and so do
+    the gradients with respect to every option's policy and the other options' terminations."""
+    env = _env(0.2)
+    options = _options(env, 3)
+    options = og.with_primitives(og.Options(options.policy, options.termination,
+                                            np.arange(3 * 104).reshape(3, 104) % 3 != 0))
+    table = option_table(options.initiation) if compact else None
+
+    def loss(policy, termination, exact):
+        models = og.goal_models(env, og.Options(policy, termination, options.initiation),
+                                GOALS, table, exact=exact)
+        rng = np.random.default_rng(0)
+        return sum(jnp.sum(jnp.asarray(rng.normal(size=x.shape)) * x)
+                   for x in (models.base, models.u, models.y, models.rewards))
+
+    solved = jax.value_and_grad(loss, (0, 1))(options.policy, options.termination, 0)
+    written = jax.value_and_grad(loss, (0, 1))(options.policy, options.termination, 4)
+    np.testing.assert_allclose(written[0], solved[0], rtol=1e-12)
+    np.testing.assert_allclose(written[1][0], solved[1][0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(written[1][1][:3], solved[1][1][:3], rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(written[1][1][3:], 0.0)     # β ≡ 1 is a constant there
+    with pytest.raises(ValueError, match="exact: the last 5 options must have termination 1"):
+        og.goal_models(env, options, GOALS, exact=5)
+    with pytest.raises(ValueError, match="exact"):
+        og.goal_models(env, options, GOALS, exact=8)

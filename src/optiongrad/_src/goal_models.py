@@ -48,9 +48,10 @@ import numpy as np
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS, backup_policy
 from optiongrad._src.backups import backup as backup_values
+from optiongrad._src.goal_values import default_chunk, goal_policy_returns, goal_values  # noqa: F401
 from optiongrad._src.implicit import fixed_point, nan_where
 from optiongrad._src.mdp import MDP
-from optiongrad._src.options import Options
+from optiongrad._src.options import Options, check_terminating
 from optiongrad._src.planning import initiation_mask
 from optiongrad._src.transitions import policy_matrix
 
@@ -197,42 +198,67 @@ def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
     return base, u, y, m_q + u * (zq / c)[None, :]
 
 
+def _terminating_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
+    """`_option_factors` of an option with `β ≡ 1` (`termination` is not read): `A = I`,
+    `z_g = 0`, so `P^o = γ P_π`, `u_g = e_g`, `y_g = γ d_g`, `r^o_g = q_g` — no solve."""
+    s, t = mdp.num_states, goals.shape[0]
+    eye = jnp.eye(s, dtype=mdp.dtype)
+    p_pi = policy_matrix(mdp.transitions, policy)
+    index = jnp.arange(t)
+    q = p_pi[:, goals].at[goals, index].set(0.0)
+    d = jnp.sum(policy, axis=-1)[goals, None] * eye[goals] - p_pi[goals]
+    return mdp.discount * p_pi, eye[:, goals], mdp.discount * d, q
+
+
 def goal_models(mdp: MDP, options: Options, goals: Array,
-                table: Optional[OptionTable] = None) -> GoalModels:
+                table: Optional[OptionTable] = None, *, exact: int = 0) -> GoalModels:
     """The factored option models of `options` in the goal tasks `goals (T,)` of the
     environment `mdp` (dense or sparse transitions; `P_π` is formed densely, so this is for
     `S` up to a few thousand). Equal to `option_models(goal_task(mdp, g), options)` for each
     goal, to rounding, and differentiable in the options. With `table`
     (`option_table(options.initiation)`) only the rows of each option's initiation set are
     kept, one slot per available option and state (the compact layout); the planners then
-    work on the slots and mask the empty ones themselves."""
+    work on the slots and mask the empty ones themselves. The last `exact` options must
+    terminate everywhere (`β ≡ 1`, e.g. the primitives appended by `with_primitives`; checked
+    when concrete): their models are written down without a solve, and their terminations
+    are taken as the constant 1 (no derivative with respect to them)."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.instance(options, "options", Options, "an optiongrad.Options")
     options.check_mdp(mdp)
     goals = jnp.asarray(checks.indices(goals, "goals", mdp.num_states), jnp.int32)
     if mdp.num_states < 2:
         raise ValueError(f"mdp: a goal task needs at least 2 states, got {mdp.num_states}")
+    exact = check_terminating(options, exact)
     # one option at a time (`lax.map`): the unbatched LAPACK kernels are faster than the
     # batched ones on CPU (measured; jax#36927)
-    s, t = mdp.num_states, goals.shape[0]
+    s, t, k = mdp.num_states, goals.shape[0], options.num_options
     others = jnp.arange(s)[None, :] != goals[:, None]
     initial = jnp.where(others, 1.0 / (s - 1), 0.0).astype(mdp.dtype)
     options = (options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype))
+    kinds = [(f, slice(a, b)) for f, a, b in ((_option_factors, 0, k - exact),
+                                              (_terminating_factors, k - exact, k)) if b > a]
     if table is None:
-        base, u, y, r = jax.lax.map(lambda pb: _option_factors(mdp, *pb, goals), options)
+        parts = [jax.lax.map(lambda pb: f(mdp, *pb, goals), tuple(x[part] for x in options))
+                 for f, part in kinds]
+        base, u, y, r = (jnp.concatenate(xs) for xs in zip(*parts))
         return GoalModels(base, u, y, jnp.transpose(r, (2, 1, 0)), initial)
-    _check_table(table, options[0].shape[0], s)
+    _check_table(table, k, s)
     j = table.ids.shape[1]
+    kept = tuple(jnp.zeros((s * j, n), mdp.dtype) for n in (s, t, t))
+    ys = []
+    for f, part in kinds:
+        def option(kept, args, f=f):  # write the option's available rows into their slots
+            policy, termination, rows, slots = args
+            base, u, y, r = f(mdp, policy, termination, goals)
+            kept = tuple(x.at[slots].set(new[rows], mode="drop")
+                         for x, new in zip(kept, (base, u, r)))
+            return kept, y
 
-    def option(kept, args):  # write the option's available rows into their slots
-        policy, termination, rows, slots = args
-        base, u, y, r = _option_factors(mdp, policy, termination, goals)
-        kept = tuple(x.at[slots].set(new[rows], mode="drop") for x, new in zip(kept, (base, u, r)))
-        return kept, y
-
-    empty = tuple(jnp.zeros((s * j, n), mdp.dtype) for n in (s, t, t))
-    (base, u, r), y = jax.lax.scan(option, empty, (*options, table.rows, table.slots))
-    return GoalModels(base.reshape(s, j, s), u.reshape(s, j, t), y,
+        kept, y = jax.lax.scan(option, kept, (*(x[part] for x in options),
+                                              table.rows[part], table.slots[part]))
+        ys.append(y)
+    base, u, r = kept
+    return GoalModels(base.reshape(s, j, s), u.reshape(s, j, t), jnp.concatenate(ys),
                       jnp.transpose(r.reshape(s, j, t), (2, 0, 1)), initial, table.ids)
 
 
@@ -254,52 +280,6 @@ def _check_table(table: OptionTable, num_options: int, num_states: int) -> None:
     if (k, s) != (num_options, num_states):
         raise ValueError(f"table: made for {k} options and {s} states, the options are "
                          f"{num_options} on {num_states} states")
-
-
-def goal_values(models: GoalModels, mu: Array, *, chunk: Optional[int] = None) -> Array:
-    """Values `v_g = (I − P^O_{μ,g})^{-1} r^O_{μ,g}` of the policies over options `mu (T, S, K)`
-    in every goal task, shape `(T, S)`, one `(S, S)` solve per goal.
-
-    Goals are solved one at a time (`lax.map`: the unbatched LAPACK kernels are the faster
-    ones on CPU). When all `T` matrices `P^O_{μ,g}` would not fit in about 128 MB, they are
-    formed `chunk` goals at a time and rematerialised in the backward pass (`jax.checkpoint`),
-    so memory stays `O(chunk · S²)`; `chunk` defaults to what fits (`default_chunk`).
-    """
-    num_goals, s, k = mu.shape
-    r_mu = jnp.sum(mu * models.rewards, axis=-1)
-    eye = jnp.eye(s, dtype=mu.dtype)
-
-    def solve(u, y, mu, r_mu):  # a chunk: u (K, S, c), y (K, c, S), mu (c, S, K), r_mu (c, S)
-        sub = GoalModels(models.base, u, y, models.rewards[:0], models.initial[:0],
-                         models.ids)
-        system = eye - sub.policy_matrix(mu)
-        return jax.lax.map(lambda ab: jnp.linalg.solve(ab[0], ab[1]), (system, r_mu))
-
-    chunk = default_chunk(s, num_goals) if chunk is None else checks.integer(chunk, "chunk")
-    if chunk >= num_goals:
-        return solve(models.u, models.y, mu, r_mu)
-    n = -(-num_goals // chunk)
-    pad = n * chunk - num_goals
-
-    def padded(x, axis):  # repeat the last goal to fill the last chunk
-        last = jax.lax.slice_in_dim(x, x.shape[axis] - 1, None, axis=axis)
-        return jnp.concatenate([x, jnp.repeat(last, pad, axis=axis)], axis=axis)
-
-    rows = models.u.shape[:2]         # (K, S), or (S, J) in the compact layout
-    pieces = (
-        padded(models.u, 2).reshape(*rows, n, chunk).transpose(2, 0, 1, 3),  # (n, K, S, c)
-        padded(models.y, 1).reshape(-1, n, chunk, s).transpose(1, 0, 2, 3),  # (n, K, c, S)
-        padded(mu, 0).reshape(n, chunk, s, k),                                # (n, c, S, K)
-        padded(r_mu, 0).reshape(n, chunk, s),                                 # (n, c, S)
-    )
-    values = jax.lax.map(jax.checkpoint(lambda args: solve(*args)), pieces)
-    return values.reshape(n * chunk, s)[:num_goals]
-
-
-def default_chunk(num_states: int, num_goals: int, budget_bytes: int = 2**27) -> int:
-    """Goals per chunk in `goal_values`: as many `(S, S)` float64 matrices as fit in
-    `budget_bytes` (at least one, at most all)."""
-    return int(max(1, min(num_goals, budget_bytes // (8 * num_states * num_states))))
 
 
 def goal_model_returns(models: GoalModels, temperature, *, num_sweeps: Optional[int] = 3,
@@ -326,6 +306,5 @@ def goal_model_returns(models: GoalModels, temperature, *, num_sweeps: Optional[
     solved = fixed_point(bellman, (models, tau), jnp.zeros((t, s, k), models.rewards.dtype),
                          tol=tol, num_sweeps=num_sweeps)
     mu = backup_policy(jnp.where(solved.failed, 0.0, solved.value), tau, backup, mask)
-    values = goal_values(models, mu, chunk=chunk)
-    returns = jnp.sum(models.initial * values, axis=-1)
+    returns = goal_policy_returns(models, mu, chunk=chunk)
     return nan_where(solved.failed, returns), solved.result

@@ -31,14 +31,13 @@ from typing import Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS, backup_policy
 from optiongrad._src.backups import backup as backup_values
 from optiongrad._src.implicit import fixed_point, nan_where
 from optiongrad._src.mdp import MDP
-from optiongrad._src.options import Options
+from optiongrad._src.options import Options, check_terminating
 from optiongrad._src.planning import initiation_mask
 from optiongrad._src.solvers import RESULTS, FixedPointIteration, Implicit, is_failure
 from optiongrad._src.transitions import policy_expectation, probabilities_to
@@ -196,10 +195,7 @@ def sweep_goal_returns(mdp: MDP, options: Options, goals: Array, temperature, *,
         raise ValueError(f"mdp: a goal task needs at least 2 states, got {mdp.num_states}")
     if batch_size is not None:
         batch_size = checks.integer(batch_size, "batch_size")
-    exact = checks.integer(exact, "exact", minimum=0, maximum=options.num_options)
-    if exact and checks.is_concrete(options.termination) and not np.all(
-            np.asarray(options.termination)[options.num_options - exact:] == 1):
-        raise ValueError(f"exact: the last {exact} options must have termination 1 everywhere")
+    exact = check_terminating(options, exact)
     k, s = options.num_options, mdp.num_states
     mask = initiation_mask(options.initiation, k, s)
     policy = options.policy.astype(mdp.dtype)

@@ -123,3 +123,14 @@ def with_primitives(options: Options) -> Options:
     checks.instance(options, "options", Options, "an optiongrad.Options")
     return concatenate(options, primitive_options(options.num_states, options.num_actions,
                                                   options.policy.dtype))
+
+
+def check_terminating(options: Options, exact) -> int:
+    """`exact` (an int in `[0, K]`): the number of trailing options of `options` declared to
+    terminate everywhere (`β ≡ 1`, e.g. the primitives appended by `with_primitives`); checked
+    against the terminations when they are concrete (`ValueError` naming `exact`)."""
+    exact = checks.integer(exact, "exact", minimum=0, maximum=options.num_options)
+    if exact and is_concrete(options.termination) and not bool(
+            jnp.all(jnp.asarray(options.termination)[options.num_options - exact:] == 1)):
+        raise ValueError(f"exact: the last {exact} options must have termination 1 everywhere")
+    return exact
