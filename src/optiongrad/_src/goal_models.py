@@ -184,10 +184,12 @@ def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
     a = eye - gamma * p_pi * stay[None, :]
     index = jnp.arange(t)
     q = p_pi[:, goals].at[goals, index].set(0.0)                     # q_g: P_π[:, g], g ↦ 0
-    # One solve for the base model, u_g = M e_g and M q_g; one (transposed) for the rows z_g.
-    x = jnp.linalg.solve(a, jnp.concatenate([p_pi, eye[:, goals], q], axis=1))
+    # One solve for M P_π (the base model) and u_g = M e_g, so M q_g = (M P_π)[:, g] − u_g
+    # P_π[g, g]; one (transposed) solve for the rows z_g.
+    x = jnp.linalg.solve(a, jnp.concatenate([p_pi, eye[:, goals]], axis=1))
     base = gamma * x[:, :s] * termination[None, :]
-    u, m_q = x[:, s:s + t], x[:, s + t:]
+    u = x[:, s:]
+    m_q = x[:, goals] - u * p_pi[goals, goals][None, :]
     # `P^g_π[g] = (Σ_a π[g, a]) e_g`: the row sum (1 on the simplex) keeps derivatives off the
     # simplex identical to those of `option_models(goal_task(g))`.
     d = jnp.sum(policy, axis=-1)[goals, None] * eye[goals] - p_pi[goals]   # rows d_g
