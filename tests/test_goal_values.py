@@ -11,7 +11,7 @@ from conftest import tolerance
 from optiongrad._src.goal_models import option_table
 from optiongrad._src.goal_values import goal_policy_returns, goal_values
 
-GOALS = np.array([0, 17, 57, 103, 40])
+GOALS = np.array([0, 57, 103])
 
 
 def _problem(dtype, slip=0.1):
@@ -22,7 +22,7 @@ def _problem(dtype, slip=0.1):
     initiation = np.asarray(jax.random.uniform(ki, (3, env.num_states)) < 0.4)
     options = og.with_primitives(og.Options(np.asarray(policy, dtype), np.asarray(beta, dtype),
                                             initiation))
-    mu = jax.nn.softmax(jax.random.normal(jax.random.key(1), (5, env.num_states, 7)), -1)
+    mu = jax.nn.softmax(jax.random.normal(jax.random.key(1), (3, env.num_states, 7)), -1)
     mu = jnp.where(options.initiation.T[None], mu, 0.0)
     return env, options, (mu / jnp.sum(mu, -1, keepdims=True)).astype(dtype)
 
@@ -48,7 +48,7 @@ def _returns(env, options, mu, compact, chunk):
     (np.float64, False, 2, True), (np.float32, True, None, True)])
 def test_returns_and_gradients_equal_the_dense_evaluation(dtype, compact, chunk, jit):
     env, options, mu = _problem(dtype)
-    weights = jnp.arange(1.0, 6.0, dtype=dtype)
+    weights = jnp.arange(1.0, 4.0, dtype=dtype)
 
     def loss(policy, termination, mu):
         opts = og.Options(policy, termination, options.initiation)
@@ -98,10 +98,10 @@ def test_chunks_do_not_change_returns_or_gradients():
     models = og.goal_models(env, options, GOALS)
 
     def loss(models, mu, chunk):
-        return jnp.sum(jnp.arange(5.0) * goal_policy_returns(models, mu, chunk=chunk))
+        return jnp.sum(jnp.arange(3.0) * goal_policy_returns(models, mu, chunk=chunk))
 
     whole = jax.grad(loss, (0, 1))(models, mu, None)
-    for chunk in (1, 3):
+    for chunk in (1, 2):
         parts = jax.grad(loss, (0, 1))(models, mu, chunk)
         for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(parts)):
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)

@@ -244,8 +244,10 @@ def test_scoring_held_out_goals_every_few_steps_changes_only_the_test_columns(tw
                 continue
             assert q[name] == pytest.approx(r[name], rel=1e-12, abs=1e-15), name
         assert (q["test_normalized"] is None) == (q["test_return"] is None)
+    # the held-out goals add right-hand sides to each option's solve: rounding, which Adam's
+    # normalised steps carry into the parameters (measured 3e-11 relative after 5 steps)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params_sparse)):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     out = str(tmp_path / "run")
     train_options(Setup(dataclasses.replace(sparse, steps=3)), out, progress=False)
     with open(os.path.join(out, "metrics.csv")) as f:
