@@ -315,3 +315,35 @@ def test_seeds_share_the_seedless_work_and_get_the_same_results(two_rooms, monke
     with pytest.raises(ValueError, match="shared"):
         learn_options.run_learn_options(LearnOptionsConfig(map=two_rooms, num_options=4),
                                         progress=False, shared=shared)
+
+
+def test_small_maps_score_every_set_with_one_program(two_rooms, monkeypatch):
+    """On a small map every option set of at most K options, in both regimes, and primitives
+    alone are scored by one compiled program (padded sets); the scores are those of scoring
+    each set as it is."""
+    from optiongrad.experiments import learn_options
+
+    config = LearnOptionsConfig(map=two_rooms, num_options=2, steps=1)
+    setup = Setup(config)
+    sets = {name: o for name, o in learn_options.baselines(setup).items()
+            if o.num_options <= config.num_options}
+    sets["primitives"] = None
+    assert len(sets) >= 3
+    regimes = (config.planner, config.planner.replace(include_primitives=False))
+
+    def scores():
+        return {(name, p.include_primitives): learn_options.evaluate(setup, o, p)
+                for name, o in sets.items() for p in regimes}
+
+    learn_options._goal_scores.clear_cache()
+    shared = scores()
+    assert learn_options._goal_scores._cache_size() == 1
+    monkeypatch.setattr(learn_options, "SHARED_PROGRAM_STATES", 0)
+    alone = scores()
+    assert learn_options._goal_scores._cache_size() >= 3
+    for key, want in alone.items():
+        assert shared[key]["num_options"] == want["num_options"]
+        for split in ("train", "test"):
+            for field, value in want[split].items():
+                assert shared[key][split][field] == pytest.approx(
+                    value, rel=1e-10, abs=1e-12, nan_ok=True), (key, split, field)

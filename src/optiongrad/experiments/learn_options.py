@@ -51,6 +51,10 @@ MAX_SWEEPS = 100  # primitives alone need 20 on four rooms at γ = 0.9
 # this share of the options is available in any one state (hallway options: 10 of 84 on
 # twenty-five rooms).
 COMPACT_SHARE = 0.5
+# Maps of at most this many cells score every method in both regimes with one compiled program
+# (`_scored_set`): there compiling (≈ 1.2 s a program) costs more than scoring (0.07–0.2 s a
+# set on four rooms, measured).
+SHARED_PROGRAM_STATES = 300
 SPARSE_CELLS = 300  # maps with more free cells get sparse dynamics
 # The protocol scores every method on every goal through the factored goal models, `(K, S, S)`
 # per option set: about 2000 cells is where that stops fitting in a few GiB. (Training alone
@@ -263,20 +267,13 @@ def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicP
     map's shared work and reused (by the other regime, for primitives, and by other seeds)."""
     env = setup.environment
     num_options = 0 if options is None else options.num_options
-    if options is None:
-        options = og.primitive_options(env.num_states, env.num_actions, env.dtype)
-        planner = planner.replace(include_primitives=False)
-    key = (method, planner)
+    key = (method, planner if options is not None else planner.replace(include_primitives=False))
     if method in SEEDLESS and key in setup.shared.scores:
         returns, counts = setup.shared.scores[key]
     else:
-        options = og.Options(options.policy, options.termination, options.initiation_mask())
-        planned = og.with_primitives(options) if planner.include_primitives else options
-        table = option_table(planned.initiation)
-        if table.ids.shape[1] > COMPACT_SHARE * planned.num_options:
-            table = None         # available almost everywhere: the full layout is as cheap
-        returns, counts = (np.asarray(x) for x in _goal_scores(planned, env, setup.optimal_q,
-                                                                 planner, table))
+        planned, planner, table, exact = _scored_set(setup, options, planner)
+        returns, counts = (np.asarray(x) for x in _goal_scores(
+            planned, env, setup.optimal_q, planner, table, exact=exact))
         if method in SEEDLESS:
             setup.shared.scores[key] = returns, counts
     scores = {}
@@ -292,14 +289,53 @@ def evaluate(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicP
     return scores
 
 
-@functools.partial(jax.jit, static_argnames="planner")
+def _scored_set(setup: Setup, options: Optional[og.Options], planner: og.ExtrinsicPlanner):
+    """`(planned options, planner, table, exact)` that `_goal_scores` scores `options` (None:
+    primitives alone) with, in the regime of `planner`.
+
+    On maps of at most `SHARED_PROGRAM_STATES` cells every option set of at most `K` options is
+    scored by one compiled program, whatever the method and the regime: the set is padded to
+    `K` options that may start nowhere, and the primitives are appended, available only where
+    the regime has them (primitives alone: all `K` padding). The padding is never chosen, so
+    the scores are those of the set itself (to rounding); compiling once instead of once per
+    shape is what saves time there. Larger maps score each set as it is, with the compact
+    layout when few of its options may start in any one state (`COMPACT_SHARE`)."""
+    env, k = setup.environment, setup.config.num_options
+    s, a = env.num_states, env.num_actions
+    with_primitives = options is not None and planner.include_primitives
+    if options is not None:
+        options = og.Options(options.policy, options.termination, options.initiation_mask())
+    if s <= SHARED_PROGRAM_STATES and (options is None or options.num_options <= k):
+        pad = k - (0 if options is None else options.num_options)
+        primitives = og.primitive_options(s, a, env.dtype)
+        sets = [] if options is None else [options]
+        if pad:
+            sets.append(og.Options(jnp.full((pad, s, a), 1.0 / a, env.dtype),
+                                   jnp.full((pad, s), 0.5, env.dtype), jnp.zeros((pad, s), bool)))
+        sets.append(og.Options(primitives.policy, primitives.termination,
+                               jnp.full((a, s), options is None or with_primitives)))
+        return og.concatenate(*sets), planner.replace(include_primitives=True), None, a
+    if options is None:
+        planned, exact = og.primitive_options(s, a, env.dtype), a
+    else:
+        planned = og.with_primitives(options) if with_primitives else options
+        exact = a if with_primitives else 0
+    planned = og.Options(planned.policy, planned.termination, planned.initiation_mask())
+    table = option_table(planned.initiation)
+    if table.ids.shape[1] > COMPACT_SHARE * planned.num_options:
+        table = None         # available almost everywhere: the full layout is as cheap
+    return planned, planner, table, exact
+
+
+@functools.partial(jax.jit, static_argnames=("planner", "exact"))
 def _goal_scores(planned: og.Options, environment, optimal_q, planner: og.ExtrinsicPlanner,
-                 table=None):
+                 table=None, exact: int = 0):
     """Per goal (all states): return of the planned `μ` and planning sweeps (hard VI), both on
     the factored goal models of all goals at once (`planned`: the options the planner uses,
-    primitives appended if it includes them; `table`: their compact layout, or None)."""
+    primitives appended if it includes them; `table`: their compact layout, or None; `exact`:
+    how many trailing options terminate everywhere)."""
     goals = jnp.arange(environment.num_states)
-    models = goal_models(environment, planned, goals, table)
+    models = goal_models(environment, planned, goals, table, exact=exact)
     returns, _ = goal_model_returns(models, planner.temperature,
                                     num_sweeps=planner.num_sweeps, backup=planner.backup,
                                     tol=planner.tol, initiation=planned.initiation)

@@ -66,7 +66,8 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
 
     Returns:
       `(state, rows)`: the final state and one metrics row per step (row `t` holds the
-      metrics `step` computed at update `t`, and its wall time in "seconds").
+      metrics `step` computed at update `t`, and in "seconds" the wall time since the previous
+      row, or since the start for the first: the first includes compilation).
     """
     start, rows = 0, []
     path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT)
@@ -79,22 +80,29 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
     from tqdm.auto import tqdm
 
     bar = tqdm(total=steps, initial=start, desc=description, disable=not progress)
+    # Step t + 1 is dispatched (JAX runs it asynchronously) before step t's files are written,
+    # so the writing overlaps the computation; a row's "seconds" is the wall time from the
+    # previous row to this one.
+    tic = time.perf_counter()
+    pending = step(state) if start < steps else None
     for t in range(start, steps):
-        tic = time.perf_counter()
-        new_state, metrics = step(state)
+        new_state, metrics = pending
         row = {"step": t, **{k: v.item() for k, v in metrics.items()}}
         if finish_row is not None:
             row = finish_row(row)
-        row["seconds"] = time.perf_counter() - tic
         problem = _non_finite(row, objective, new_state)
         if problem:
             bar.close()
             kept = (f"the checkpoint keeps the {t} steps before it" if out_dir is not None and t
                     else "nothing was saved")
             raise TrainingError(f"step {t}: {problem}; {kept}; try a smaller learning rate")
+        toc = time.perf_counter()
+        row["seconds"], tic = toc - tic, toc
         if columns is not None and tuple(row) != tuple(columns):
             raise RuntimeError(f"metrics row has columns {tuple(row)}, expected {columns}")
         state = new_state
+        if t + 1 < steps:
+            pending = step(state)
         rows.append(row)
         if out_dir is not None:
             save_checkpoint(path, record, t + 1, state, rows)
