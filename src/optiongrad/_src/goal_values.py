@@ -21,10 +21,12 @@ a perturbation of `μ`, of the models and of `s0` changes the return by
     dJ_g = Σ_s w_g[s] Σ_o (dμ_g[s, o] q_g[s, o] + μ_g[s, o] dq_g[s, o]) + ds0_g · v_g,
 
 where `dq` is the change of the backup with the models (`v` held fixed): the derivative costs
-one more triangular solve per goal in the forward pass and one SMDP backup in the backward
-pass (`O(K S² T)`, like a planner sweep), and no `(S, S)` matrix outlives its chunk. This is
-the policy-gradient theorem of the SMDP written for the models' parameters (Sutton, Precup &
-Singh 1999, Theorem 3; the linear-system form of Sutton et al. 2000).
+one more (transposed) solve with the LU factors per goal in the forward pass and one SMDP
+backup in the backward pass (`O(K S² T)`, like a planner sweep), and no `(S, S)` matrix
+outlives its chunk. It is
+the derivative of the direct solve (`dv = (I − P)^{-1}(dr + dP v)`, so `dJ = wᵀ(dr + dP v)`)
+written in the factors of `P^O_{μ,g}`; `w_g` are the SMDP's discounted visits to each state
+from `s0_g` under `μ_g`.
 """
 
 from __future__ import annotations
