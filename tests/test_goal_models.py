@@ -9,7 +9,8 @@ import pytest
 
 import optiongrad as og
 from conftest import tolerance
-from optiongrad._src.goal_models import default_chunk, goal_values, option_table
+from optiongrad._src.goal_models import option_table
+from optiongrad._src.goal_values import default_chunk, goal_values
 from optiongrad._src.option_gradient import batched_smdp_returns
 
 GOALS = np.array([0, 17, 57, 103, 40])

@@ -48,7 +48,7 @@ import numpy as np
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS, backup_policy
 from optiongrad._src.backups import backup as backup_values
-from optiongrad._src.goal_values import default_chunk, goal_policy_returns, goal_values  # noqa: F401
+from optiongrad._src.goal_values import goal_policy_returns
 from optiongrad._src.implicit import fixed_point, nan_where
 from optiongrad._src.mdp import MDP
 from optiongrad._src.options import Options, check_terminating

@@ -303,8 +303,6 @@ def _scored_set(setup: Setup, options: Optional[og.Options], planner: og.Extrins
     env, k = setup.environment, setup.config.num_options
     s, a = env.num_states, env.num_actions
     with_primitives = options is not None and planner.include_primitives
-    if options is not None:
-        options = og.Options(options.policy, options.termination, options.initiation_mask())
     if s <= SHARED_PROGRAM_STATES and (options is None or options.num_options <= k):
         pad = k - (0 if options is None else options.num_options)
         primitives = og.primitive_options(s, a, env.dtype)
