@@ -13,6 +13,7 @@ import scipy.stats
 
 import optiongrad as og
 from optiongrad.cli import main
+from optiongrad.experiments import learn_options as lo
 from optiongrad.experiments import seeds
 from optiongrad.experiments.learn_options import LearnOptionsConfig, Setup, train_options
 
@@ -264,6 +265,20 @@ def test_scoring_held_out_goals_every_few_steps_changes_only_the_test_columns(tw
         LearnOptionsConfig(map=two_rooms, eval_every=0).validate()
     with pytest.raises(ValueError, match=r"eval_every \(--eval-every\)"):
         train_options(Setup(config), out, resume=True, progress=False)
+
+
+def test_held_out_goals_are_scored_every_step_by_default_on_small_maps_only():
+    """`eval_every=None` resolves by the map's size; an explicit value wins, and a checkpoint
+    records the resolved cadence (so `--eval-every 10` and the default resume each other on a
+    large map, and four-rooms records keep no `eval_every` at all)."""
+    small, large = LearnOptionsConfig(), LearnOptionsConfig(map="nine-rooms")
+    assert small.grid().num_states <= lo.EVAL_EVERY_CELLS < large.grid().num_states
+    assert small.held_out_every() == 1 and large.held_out_every() == lo.EVAL_EVERY_LARGE
+    assert dataclasses.replace(large, eval_every=1).held_out_every() == 1
+    assert dataclasses.replace(small, eval_every=7).held_out_every() == 7
+    assert "eval_every" not in lo._record(small)
+    assert "eval_every" not in lo._record(dataclasses.replace(large, eval_every=1))
+    assert lo._record(large) == lo._record(dataclasses.replace(large, eval_every=10))
 
 
 def test_learn_options_config_checks_the_map():

@@ -149,13 +149,18 @@ class GoalModels(eqx.Module):
     def policy_matrix(self, mu: Array) -> Array:
         """`P^O_{μ,g}[s, s'] = Σ_o μ_g[s, o] P^o_g[s, s']` for `mu (T, S, K)` (`(T, S, J)` per
         slot in the compact layout), `(T, S, S)`."""
+        # Written as broadcast products summed over the options rather than as `einsum`s:
+        # XLA then fuses each into one pass over the `(T, S, S)` output, where the batched
+        # small-K matrix products were 1.4–2.4× slower (measured at S = 453, K = 12); the
+        # sums run in the same order (the same bits, measured on the full layout).
         if self.ids is None:
-            base = jnp.einsum("gsk,kst->gst", mu, self.base)
+            base = jnp.sum(mu[..., None] * jnp.transpose(self.base, (1, 0, 2))[None], axis=2)
             weighted = mu * jnp.transpose(self.u, (2, 1, 0))            # (T, S, K)
         else:
-            base = jnp.einsum("gsj,sjt->gst", mu, self.base)
+            base = jnp.sum(mu[..., None] * self.base[None], axis=2)
             weighted = self._to_options(mu * jnp.transpose(self.u, (2, 0, 1)))
-        return base + jnp.einsum("gsk,kgt->gst", weighted, self.y)
+        rank_one = jnp.transpose(self.y, (1, 0, 2))[:, None]            # (T, 1, K, S)
+        return base + jnp.sum(weighted[..., None] * rank_one, axis=2)
 
     def transitions(self) -> Array:
         """The dense `(T, K, S, S)` models (for tests and small problems only)."""
