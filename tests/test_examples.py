@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
@@ -51,6 +53,7 @@ def test_hallway_options():
     assert abs(mean - predicted) < 4 * stderr
 
 
+@pytest.mark.slow
 def test_option_gradient_custom_map():
     out = run("option_gradient_custom_map.py", "--steps", "15")
     alone, initial, learned = numbers(

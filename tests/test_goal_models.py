@@ -180,7 +180,8 @@ def test_goal_planning_sweeps_equal_per_goal_model_planning_sweeps():
     assert 1 <= int(np.max(fast)) < 100
 
 
-@pytest.mark.parametrize("dtype,slip,jit", [(np.float64, 0.0, False), (np.float32, 0.2, True)])
+@pytest.mark.parametrize("dtype,slip,jit", [
+    pytest.param(np.float64, 0.0, False, marks=pytest.mark.slow), (np.float32, 0.2, True)])
 def test_the_compact_layout_equals_the_full_one(dtype, slip, jit):
     """Hallway options (each available in one room and its doorways) plus primitives: the
     compact models (`option_table`) keep `J = 6` of `K = 12` options per state and give the

@@ -212,6 +212,7 @@ def test_four_rooms_is_learn_options_on_the_four_rooms_map(monkeypatch):
         main(["four-rooms", "--map", "nine-rooms", "--out", "x"])
 
 
+@pytest.mark.slow
 def test_a_goal_batch_of_all_train_goals_is_the_full_objective(two_rooms):
     full = Setup(LearnOptionsConfig(map=two_rooms, num_options=2, steps=1))
     _, rows = train_options(full, progress=False)

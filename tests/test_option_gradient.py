@@ -71,7 +71,8 @@ def _directional_fd(f, params, direction, eps=1e-5):
 
 
 @pytest.mark.parametrize("budget,reward,learn_termination", [
-    (3, "state", True), (None, "state", True), (3, "tabular", False), (None, "linear", True)])
+    (3, "state", True), (None, "state", True),
+    pytest.param(3, "tabular", False, marks=pytest.mark.slow), (None, "linear", True)])
 def test_gradient_matches_central_finite_differences(budget, reward, learn_termination):
     grid, env, model, params = _setting(k=2, learn_termination=learn_termination, reward=reward)
     planner = ExtrinsicPlanner(0.05, budget, True, tol=1e-13)
