@@ -169,9 +169,9 @@ class LearnOptionsConfig:
                              f"{self.goal_batch}")
 
     def held_out_every(self) -> int:
-        """How often the held-out goals are scored during training: `eval_every`, or when it
-        is None 1 on maps of up to `EVAL_EVERY_CELLS` free cells and `EVAL_EVERY_LARGE` on
-        larger ones."""
+        """How often the held-out goals are scored during training: `eval_every`, or, when it
+        is None, every step on maps of up to `EVAL_EVERY_CELLS` free cells and every
+        `EVAL_EVERY_LARGE` steps on larger ones."""
         if self.eval_every is not None:
             return self.eval_every
         return 1 if self.grid().num_states <= EVAL_EVERY_CELLS else EVAL_EVERY_LARGE
