@@ -4,7 +4,7 @@
     og.soft_value_iteration(mdp, 0.1, adjoint=og.solvers.Unrolled(num_sweeps=3))
     plan.result == og.RESULTS.successful        # plan.converged
 
-Solvers: `FixedPointIteration` (default), `Anderson`, `Newton`. Adjoints: `Implicit` (default),
+Solvers: `FixedPointIteration` (default), `Anderson`, `Newton`, `GaussSeidel`. Adjoints: `Implicit` (default),
 `Unrolled`. Result codes: `RESULTS`.
 """
 
@@ -12,9 +12,10 @@ from optiongrad._src.solvers import (
     RESULTS,
     Anderson,
     FixedPointIteration,
+    GaussSeidel,
     Implicit,
     Newton,
     Unrolled,
 )
 
-__all__ = ["RESULTS", "Anderson", "FixedPointIteration", "Implicit", "Newton", "Unrolled"]
+__all__ = ["RESULTS", "Anderson", "FixedPointIteration", "GaussSeidel", "Implicit", "Newton", "Unrolled"]

@@ -34,6 +34,8 @@ import numpy as np
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS, backup, backup_policy
 from optiongrad._src.deprecation import renamed
+from optiongrad._src.gauss_seidel import (GAUSS_SEIDEL_BACKUPS, check_sparse_concrete,
+                                           gauss_seidel_q)
 from optiongrad._src.implicit import fixed_point
 from optiongrad._src.mdp import MDP
 from optiongrad._src.newton import NEWTON_BACKUPS, policy_iteration_q
@@ -43,6 +45,7 @@ from optiongrad._src.solvers import (
     RESULTS,
     Adjoint,
     FixedPointIteration,
+    GaussSeidel,
     Implicit,
     Newton,
     Reported,
@@ -161,8 +164,11 @@ def soft_value_iteration(
       max_iter: maximum number of sweeps (implicit adjoint).
       solver: `og.solvers.FixedPointIteration()` (default), `og.solvers.Anderson(memory=5)`
         (fewer sweeps at high γ with smooth backups), or `og.solvers.Newton()` (soft policy
-        iteration warm start; dense MDPs, logsumexp or max); or their names "iteration",
-        "anderson", "newton".
+        iteration warm start; dense MDPs, logsumexp or max), or
+        `og.solvers.GaussSeidel()` (Gauss–Seidel warm start over the states ordered by
+        distance to the absorbing states; sparse MDPs with a concrete successor table,
+        logsumexp, mellowmax or max); or their names "iteration", "anderson", "newton",
+        "gauss-seidel".
       adjoint: `og.solvers.Implicit(...)` (default: gradients by the implicit function theorem
         at the fixed point) or `og.solvers.Unrolled(num_sweeps)` (a budget of `num_sweeps`
         sweeps, differentiated through the sweeps).
@@ -186,16 +192,23 @@ def soft_value_iteration(
     temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, shape, "(S, A)", mdp.dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
-    if isinstance(solver, Newton):
-        if backup not in NEWTON_BACKUPS or not isinstance(adjoint, Implicit):
-            raise ValueError(f"solver: Newton needs backup in {NEWTON_BACKUPS} and the implicit "
-                             f"adjoint, got backup={backup!r}, adjoint={adjoint!r}")
-        if mdp.is_sparse:
-            raise ValueError("solver: Newton needs dense transitions (it solves S × S "
-                             "systems); use FixedPointIteration or Anderson for sparse MDPs")
-        warm, _ = policy_iteration_q(mdp, temperature, backup, init,
-                                     checks.default_tol(mdp.dtype) if tol is None else tol,
-                                     max_steps=solver.max_steps)
+    if isinstance(solver, (Newton, GaussSeidel)):  # a warm start, then plain sweeps
+        allowed = NEWTON_BACKUPS if isinstance(solver, Newton) else GAUSS_SEIDEL_BACKUPS
+        if backup not in allowed or not isinstance(adjoint, Implicit):
+            raise ValueError(f"solver: {type(solver).__name__} needs backup in {allowed} and "
+                             f"the implicit adjoint, got backup={backup!r}, adjoint={adjoint!r}")
+        warm_tol = checks.default_tol(mdp.dtype) if tol is None else tol
+        if isinstance(solver, Newton):
+            if mdp.is_sparse:
+                raise ValueError("solver: Newton needs dense transitions (it solves S × S "
+                                 "systems); use GaussSeidel, FixedPointIteration or Anderson "
+                                 "for sparse MDPs")
+            warm, _ = policy_iteration_q(mdp, temperature, backup, init, warm_tol,
+                                         max_steps=solver.max_steps)
+        else:
+            check_sparse_concrete(mdp)
+            warm, _ = gauss_seidel_q(mdp, temperature, backup, warm_tol, solver.max_sweeps,
+                                     solver.window, solver.check_every)
         init = warm + 0.0 * init  # the user's init still gets its (zero, or NaN) cotangent
         solver = FixedPointIteration()  # the sweeps that finish from the warm start
     return _plan(bellman, (mdp, temperature), init, temperature, None, backup, tol, max_iter,
@@ -274,9 +287,10 @@ def smdp_value_iteration(
 
 
 def _refuse_newton(solver) -> None:
-    if isinstance(solver, Newton):
-        raise ValueError("solver: Newton (soft policy iteration) plans primitive MDPs only; "
-                         "use FixedPointIteration or Anderson over options")
+    if isinstance(solver, (Newton, GaussSeidel)):
+        raise ValueError(f"solver: {type(solver).__name__} plans primitive MDPs only "
+                         "(soft_value_iteration); use FixedPointIteration or Anderson over "
+                         "options")
 
 
 def intra_option_value_iteration(

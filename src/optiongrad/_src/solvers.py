@@ -9,6 +9,7 @@ A fixed point `x* = f(θ, x*)` is found by a **solver** and differentiated by an
 | `FixedPointIteration(check_every=1)` | `x_{k+1} = f(x_k)` (the default); the stopping rule tested every `check_every` sweeps |
 | `Anderson(memory=5)` | safeguarded type-II Anderson mixing of the last `memory` iterates (Walker & Ni 2011), finished by plain iteration if it stalls |
 | `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max), then plain sweeps to the tolerance; `soft_value_iteration` only |
+| `GaussSeidel(window=512, check_every=4)` | Gauss–Seidel sweeps over the states ordered by distance to the absorbing states, from a median-shifted start, then plain sweeps to the tolerance; sparse MDPs, `soft_value_iteration` only |
 | `Implicit(rtol, max_iter, solver)` | gradient by the implicit function theorem at `x*`: the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is iterated by `solver` (default: the forward solver, or plain iteration after Newton) |
 | `Unrolled(num_sweeps)` | exactly `num_sweeps` sweeps in a `lax.scan`, differentiated through them (a fixed planning budget) |
 
@@ -210,9 +211,39 @@ class Newton:
 
 
 
-Solver = Union[FixedPointIteration, Anderson, Newton]
+@dataclasses.dataclass(frozen=True)
+class GaussSeidel:
+    """Gauss–Seidel value iteration as a warm start (`optiongrad._src.gauss_seidel`): the
+    states ordered by their breadth-first distance to the absorbing states, each level
+    updated in windows of at most `window` states that read the values just written, from a
+    start shifted by the median one-step value, until the span of the residual is at most
+    `tol`; then plain sweeps to the tolerance, so the result, its report and its gradient are
+    those of plain iteration (`iterations` counts those sweeps). For `soft_value_iteration` on
+    sparse MDPs (concrete successor tables) with the logsumexp, mellowmax or max backup.
+
+    Attributes:
+      window: most states updated at once (default 512).
+      check_every: Gauss–Seidel sweeps between two tests of the span (default 4; each test
+        costs a plain sweep).
+      max_sweeps: cap on the Gauss–Seidel sweeps (default 10 000).
+    """
+
+    window: int = 512
+    check_every: int = 4
+    max_sweeps: int = 10_000
+
+    def __post_init__(self):
+        object.__setattr__(self, "window", checks.integer(self.window, "window"))
+        object.__setattr__(self, "check_every",
+                           checks.integer(self.check_every, "check_every"))
+        object.__setattr__(self, "max_sweeps",
+                           checks.iterations(self.max_sweeps, "max_sweeps"))
+
+
+Solver = Union[FixedPointIteration, Anderson, Newton, GaussSeidel]
 SolverLike = Union[Solver, str, None]
-SOLVER_NAMES = {"iteration": FixedPointIteration, "anderson": Anderson, "newton": Newton}
+SOLVER_NAMES = {"iteration": FixedPointIteration, "anderson": Anderson, "newton": Newton,
+                "gauss-seidel": GaussSeidel}
 
 
 # -- adjoints -----------------------------------------------------------------------------------
@@ -288,7 +319,7 @@ def resolve(solver: SolverLike = None, adjoint: Optional[Adjoint] = None, *,
     elif isinstance(solver, str):
         checks.choice(solver, "solver", tuple(SOLVER_NAMES))
         solver = SOLVER_NAMES[solver]()
-    elif not isinstance(solver, (FixedPointIteration, Anderson, Newton)):
+    elif not isinstance(solver, (FixedPointIteration, Anderson, Newton, GaussSeidel)):
         raise ValueError(f"solver: expected a name in {tuple(SOLVER_NAMES)} or an "
                          f"og.solvers object, got {solver!r:.60}")
     if "memory" in given:
