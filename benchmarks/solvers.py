@@ -24,12 +24,13 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 import optiongrad as og  # noqa: E402
 from common import block, machine, markdown_table, report  # noqa: E402
-from optiongrad._src.gauss_seidel import gauss_seidel_q  # noqa: E402
+from optiongrad._src.gauss_seidel import gauss_seidel_q, levels  # noqa: E402
 
 TOL = 1e-5
 
@@ -116,7 +117,8 @@ def main(argv=None):
         gs = og.solvers.GaussSeidel()
         _, ordered = gauss_seidel_q(mdp, jnp.asarray(tau, jnp.float32),
                                     "max" if tau == 0 else "logsumexp", TOL, gs.max_sweeps,
-                                    gs.window, gs.check_every)
+                                    levels(np.asarray(mdp.transitions.next_states), gs.window),
+                                    gs.check_every)
         for name, fn in forward.items():
             q, sweeps = block(fn())
             note = {"optiongrad, GaussSeidel": f" + {int(ordered)} ordered"}.get(name, "")

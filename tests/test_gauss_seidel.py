@@ -8,7 +8,7 @@ import pytest
 
 import optiongrad as og
 import reference as ref
-from optiongrad._src.gauss_seidel import gauss_seidel_q, levels
+from optiongrad._src.gauss_seidel import AdjointStart, gauss_seidel_q, levels
 
 
 def _chain(n):
@@ -91,7 +91,8 @@ def test_one_ordered_sweep_solves_a_deterministic_grid():
     grid = og.gridworld.GridWorld.open(20, 20)
     mdp = og.gridworld.goal_task(grid, grid.num_states - 1, 0.99, sparse=True,
                                  dtype=jnp.float64)
-    q, sweeps = gauss_seidel_q(mdp, jnp.asarray(0.0), "max", 1e-12, 100, 16, 1)
+    order = levels(np.asarray(mdp.transitions.next_states), 16)
+    q, sweeps = gauss_seidel_q(mdp, jnp.asarray(0.0), "max", 1e-12, 100, order, 1)
     plain = og.soft_value_iteration(mdp, 0.0, backup="max", tol=1e-12)
     assert int(sweeps) == 1 and int(plain.iterations) >= 38
     np.testing.assert_allclose(q, plain.q, atol=1e-12)
@@ -153,3 +154,23 @@ def test_vmap_over_rewards_equals_one_plan_at_a_time():
         expected = ref.soft_value_iteration(np.asarray(mdp.transitions.todense()),
                                             np.asarray(r), 0.95, 0.1)
         np.testing.assert_allclose(q, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("backup,tau", [("logsumexp", 0.01), ("max", 0.0)])
+def test_adjoint_start_solves_the_adjoint_equation(backup, tau):
+    """The ordered sweeps on the adjoint equation reach its solution (a dense solve of
+    `(I − Jᵀ) u = ḡ` with the Jacobian of the Bellman operator at `Q*`), not just a start."""
+    grid = og.gridworld.four_rooms(slip=0.2)
+    mdp = og.gridworld.goal_task(grid, 40, 0.99, sparse=True, dtype=jnp.float64)
+    q = og.soft_value_iteration(mdp, tau, backup=backup, tol=1e-12, max_iter=100_000).q
+    g = jax.random.normal(jax.random.key(0), q.shape, jnp.float64)
+    p = np.asarray(mdp.transitions.todense())
+    pi = np.asarray(og.backup_policy(q, tau, backup))
+    # J[(s, a), (s', a')] = γ P[s, a, s'] π[s', a']
+    jac = 0.99 * (p[:, :, :, None] * pi[None, None]).reshape(q.size, q.size)
+    expected = np.linalg.solve(np.eye(q.size) - jac.T, np.asarray(g).reshape(-1))
+    order = levels(np.asarray(mdp.transitions.next_states), 512)
+    start = AdjointStart(backup, order.width, order.absorbing, 1e-10, 10_000, 4)
+    u = start((mdp, jnp.asarray(tau), jnp.asarray(order.order), jnp.asarray(order.starts)), q, g)
+    np.testing.assert_allclose(np.asarray(u).reshape(-1), expected, rtol=1e-7,
+                               atol=1e-7 * np.abs(expected).max())

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optiongrad._src.backups import backup
+from optiongrad._src.backups import backup, backup_policy
 from optiongrad._src.checks import is_concrete
 from optiongrad._src.mdp import MDP
 from optiongrad._src.transitions import SparseTransitions, expectation
@@ -105,11 +105,9 @@ def levels(next_states: np.ndarray, window: int) -> Levels:
 
 
 def gauss_seidel_q(mdp: MDP, temperature, kind: str, tol: float, max_sweeps: int,
-                   window: int, check_every: int) -> tuple[Array, Array]:
-    """The warm start of the module docstring: `(Q (S, A), Gauss–Seidel sweeps)`. `mdp` must
-    have `SparseTransitions` with concrete `next_states` (the order is computed with numpy
-    each time this is traced). Not differentiated."""
-    plan = levels(np.asarray(mdp.transitions.next_states), window)
+                   plan: Levels, check_every: int) -> tuple[Array, Array]:
+    """The warm start of the module docstring: `(Q (S, A), Gauss–Seidel sweeps)`, in the
+    order `plan` (`levels` of the MDP's successor table). Not differentiated."""
     mdp, temperature = jax.lax.stop_gradient((mdp, temperature))
     return _warm_start(mdp, temperature, jnp.asarray(plan.order, jnp.int32),
                        jnp.asarray(plan.starts), kind=kind, tol=tol, max_sweeps=max_sweeps,
@@ -163,6 +161,79 @@ def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str
     v = v + (jnp.max(d) + jnp.min(d)) / (2 * (1 - gamma))
     v = jnp.zeros_like(v).at[order].set(v)  # back to the MDP's numbering
     return mdp.rewards + gamma * expectation(mdp.transitions, v), k
+
+
+class AdjointStart(NamedTuple):
+    """Where the implicit adjoint of a Gauss–Seidel-planned `Q*` starts (`fixed_point`'s
+    `adjoint_start`): ordered Gauss–Seidel sweeps on the adjoint equation, in the reverse
+    order (values flow from the goal outwards, visits from the far states inwards).
+
+    At `Q*` the adjoint equation `u = ḡ + (∂_Q T)ᵀ u` of `T(Q) = r + γ P m_τ(Q)` reduces to the
+    states: `u = ḡ + π ⊙ w` with the policy `π = ∂m_τ/∂Q` and
+    `w[s'] = γ Σ_{s, a} P[s, a, s'] (ḡ[s, a] + π[s, a] w[s])`, a linear system whose unknown
+    `w[s']` is gathered from the states that lead to `s'` (the `sources` table). Each sweep
+    solves every state's own equation for its own unknown (the diagonal, e.g. an absorbing
+    state's self-loop, divided out), window by window, far states first, until
+    `‖w_{k+1} − w_k‖_1 ≤ rtol ‖w_{k+1}‖_1`. The result only starts the plain adjoint
+    iteration, so the gradient is the implicit gradient of plain iteration. `params` of the
+    planner are `(mdp, τ, order, starts)`, the last two from `levels`.
+    """
+
+    kind: str
+    width: int
+    absorbing: int
+    rtol: float
+    max_sweeps: int
+    check_every: int
+
+    def __call__(self, params, q: Array, g: Array) -> Array:
+        mdp, temperature, order, starts = jax.lax.stop_gradient(params)
+        p = mdp.transitions
+        if p.sources is None:  # a hub state: no sources table, start where plain iteration does
+            return g
+        s, a, b = p.next_states.shape
+        pi = backup_policy(q, temperature, self.kind)
+        src = p.sources                                        # (S, D) flat (s, a, b) indices
+        state, action = jnp.minimum(src // (a * b), s - 1), (src // b) % a
+        weight = jnp.concatenate([p.probs.reshape(-1), jnp.zeros(1, p.probs.dtype)])[src]
+        gamma = mdp.discount
+        own = state == jnp.arange(s)[:, None]
+        c = gamma * jnp.sum(weight * g[state, action], axis=1)
+        flow = gamma * weight * pi[state, action]                 # (S, D)
+        scale = 1.0 / (1.0 - jnp.sum(jnp.where(own, flow, 0.0), axis=1))
+        flow = jnp.where(own, 0.0, flow)
+        # far states first: reverse the forward order, windows mirrored
+        order = order[::-1]
+        rank = jnp.zeros(s, jnp.int32).at[order].set(jnp.arange(s, dtype=jnp.int32))
+        c, scale, flow, source = c[order], scale[order], flow[order], rank[state[order]]
+        starts = jnp.maximum(s - starts - self.width, 0)[::-1]
+
+        def update(w, at, width):  # the states at positions [at, at + width)
+            cc, sc, fl, so = (jax.lax.dynamic_slice_in_dim(x, at, width)
+                              for x in (c, scale, flow, source))
+            new = sc * (cc + jnp.sum(fl * w[so], axis=1))
+            return jax.lax.dynamic_update_slice_in_dim(w, new, at, 0)
+
+        def sweep(_, w):
+            w = jax.lax.fori_loop(0, starts.shape[0],
+                                  lambda i, w: update(w, starts[i], self.width), w)
+            # the absorbing states come last in this order and lie in no window
+            return update(w, s - self.absorbing, self.absorbing) if self.absorbing else w
+
+        def cond(carry):
+            k, _, change, size = carry
+            return (k < self.max_sweeps) & (change > self.rtol * size)
+
+        def body(carry):
+            k, w, _, _ = carry
+            new = jax.lax.fori_loop(0, self.check_every, sweep, w)
+            return (k + self.check_every, new, jnp.sum(jnp.abs(new - w)),
+                    jnp.sum(jnp.abs(new)))
+
+        inf = jnp.asarray(jnp.inf, g.dtype)
+        _, w, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), c, inf, jnp.zeros_like(inf)))
+        w = jnp.zeros_like(w).at[order].set(w)
+        return g + pi * w[:, None]
 
 
 def check_sparse_concrete(mdp: MDP) -> None:

@@ -90,6 +90,7 @@ class _Config(NamedTuple):
     adjoint_rtol: float
     adjoint_max_iter: int
     adjoint_solver: Any
+    adjoint_start: Any
     throw: bool
 
 
@@ -106,6 +107,7 @@ def fixed_point(
     throw: bool = False,
     differentiation: Optional[str] = None,
     num_sweeps: Optional[int] = None,
+    adjoint_start: Optional[Callable[[PyTree, Array, Array], Array]] = None,
     **deprecated: Any,
 ) -> FixedPointResult:
     """Solve `x = operator(params, x)` and make the solution differentiable in `params`.
@@ -128,6 +130,10 @@ def fixed_point(
         is reported by `result` and its gradient is NaN.
       differentiation: "implicit" or "unrolled" — the older spelling of `adjoint`.
       num_sweeps: the sweeps of "unrolled"; `num_sweeps=N` alone means `Unrolled(N)`.
+      adjoint_start: `(params, x*, ḡ) -> u₀`, where the implicit adjoint's iteration starts
+        (default `ḡ`); a hashable callable (e.g. a NamedTuple with `__call__`). The adjoint
+        equation has one solution, so this changes the cost of the gradient, not its value
+        (planners with structure to exploit supply one, e.g. `GaussSeidel`).
       **deprecated: `adjoint_rtol`, `adjoint_max_iter`, `memory` (see `solvers.resolve`).
 
     Returns:
@@ -173,6 +179,7 @@ def fixed_point(
                       else float(adjoint.rtol)),
         adjoint_max_iter=int(getattr(adjoint, "max_iter", None) or max_iter),
         adjoint_solver=adjoint_solver,
+        adjoint_start=adjoint_start,
         throw=throw,
     )
     converted, consts = jax.closure_convert(operator, params, init)
@@ -242,9 +249,10 @@ def _implicit_bwd(op, config: _Config, saved, cotangents):
     x, params, init, converged = saved
     g = cotangents[0]
     _, vjp_x = jax.vjp(lambda y: op(params, y), x)
+    start = None if config.adjoint_start is None else config.adjoint_start(params[0], x, g)
     u, adjoint_ok = solve_adjoint(lambda v: vjp_x(v)[0], g, rtol=config.adjoint_rtol,
                                   max_iter=config.adjoint_max_iter,
-                                  solver=config.adjoint_solver)
+                                  solver=config.adjoint_solver, init=start)
     if config.throw:
         u = RESULTS.adjoint_failed.error_if(u, ~adjoint_ok)
     # The IFT holds only at a fixed point: an unconverged forward solve gets a NaN gradient.
@@ -265,8 +273,10 @@ _implicit.defvjp(_implicit_fwd, _implicit_bwd)
 
 
 def solve_adjoint(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
-                  max_iter: int, solver=None) -> tuple[Array, Array]:
-    """Solve `u = g + Jᵀ u` by iterating `u_{k+1} = g + Jᵀ u_k` from `u_0 = g`.
+                  max_iter: int, solver=None, init: Optional[Array] = None
+                  ) -> tuple[Array, Array]:
+    """Solve `u = g + Jᵀ u` by iterating `u_{k+1} = g + Jᵀ u_k` from `u_0 = init` (default
+    `g`).
 
     Converges whenever the spectral radius of `J` is below 1 (for the Bellman operators of
     logsumexp, mellowmax and max backups it is at most γ). Stops when
@@ -280,7 +290,8 @@ def solve_adjoint(transposed_jacobian: Callable[[Array], Array], g: Array, *, rt
     def l1(x):
         return jnp.sum(jnp.abs(x))
 
-    u, _, residual = solver.iterate(lambda u: g + transposed_jacobian(u), g, tol=0.0,
+    u, _, residual = solver.iterate(lambda u: g + transposed_jacobian(u),
+                                    g if init is None else init, tol=0.0,
                                     rtol=rtol, max_iter=max_iter, norm=l1)
     ok = residual <= rtol * l1(u)
     return jnp.where(ok, u, jnp.nan), ok

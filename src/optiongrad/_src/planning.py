@@ -34,8 +34,8 @@ import numpy as np
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS, backup, backup_policy
 from optiongrad._src.deprecation import renamed
-from optiongrad._src.gauss_seidel import (GAUSS_SEIDEL_BACKUPS, check_sparse_concrete,
-                                           gauss_seidel_q)
+from optiongrad._src.gauss_seidel import (GAUSS_SEIDEL_BACKUPS, AdjointStart,
+                                           check_sparse_concrete, gauss_seidel_q, levels)
 from optiongrad._src.implicit import fixed_point
 from optiongrad._src.mdp import MDP
 from optiongrad._src.newton import NEWTON_BACKUPS, policy_iteration_q
@@ -107,11 +107,18 @@ def _intra_option_bellman(params, q, *, kind: str):
                                backup(q, temperature, kind, mask))
 
 
+def _ordered_bellman(params, q, *, kind: str):
+    """`bellman` with the Gauss–Seidel order `(order, starts)` carried in `params` (for the
+    adjoint's warm start)."""
+    return bellman(params[:2], q, kind=kind)
+
+
 @eqx.filter_jit
 def _plan(operator, params, init, temperature, mask, kind, tol, max_iter, solver, adjoint,
-          throw) -> PlanResult:
+          throw, adjoint_start=None) -> PlanResult:
     result = fixed_point(functools.partial(operator, kind=kind), params, init, tol=tol,
-                         max_iter=max_iter, solver=solver, adjoint=adjoint, throw=throw)
+                         max_iter=max_iter, solver=solver, adjoint=adjoint, throw=throw,
+                         adjoint_start=adjoint_start)
     policy = backup_policy(result.value, temperature, kind, mask)
     return PlanResult(result.value, policy, result.iterations, result.residual, result.result)
 
@@ -207,8 +214,17 @@ def soft_value_iteration(
                                          max_steps=solver.max_steps)
         else:
             check_sparse_concrete(mdp)
+            order = levels(np.asarray(mdp.transitions.next_states), solver.window)
             warm, _ = gauss_seidel_q(mdp, temperature, backup, warm_tol, solver.max_sweeps,
-                                     solver.window, solver.check_every)
+                                     order, solver.check_every)
+            rtol = checks.default_rtol(mdp.dtype) if adjoint.rtol is None else adjoint.rtol
+            start = AdjointStart(backup, order.width, order.absorbing, rtol,
+                                 solver.max_sweeps, solver.check_every)
+            params = (mdp, temperature, jnp.asarray(order.order, jnp.int32),
+                      jnp.asarray(order.starts))
+            init = warm + 0.0 * init
+            return _plan(_ordered_bellman, params, init, temperature, None, backup, tol,
+                         max_iter, FixedPointIteration(), adjoint, throw, start)
         init = warm + 0.0 * init  # the user's init still gets its (zero, or NaN) cotangent
         solver = FixedPointIteration()  # the sweeps that finish from the warm start
     return _plan(bellman, (mdp, temperature), init, temperature, None, backup, tol, max_iter,
