@@ -4,6 +4,7 @@
 
 Runs `core.py` (planner and gradient times, implicit vs unrolled memory), `scale.py`
 (large grids vs numpy/scipy and pymdptoolbox, scaling curves, bandwidth bound, solvers) and
+`solvers.py` (soft value iteration's solvers against a plain while_loop on a 300×300 grid) and
 `option_gradient.py` (the option gradient's training step: dense vs factored goal models, and
 its growth with S, T, K). About 20 minutes on 2 cores. Never part of the test suite.
 """
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import core  # noqa: E402
 import option_gradient  # noqa: E402
 import scale  # noqa: E402
+import solvers  # noqa: E402
 
 if __name__ == "__main__":
     readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
@@ -23,5 +25,6 @@ if __name__ == "__main__":
                           "scaling.png")
     core.main(["--readme", readme])
     scale.main(["--readme", readme, "--figure", figure])
+    solvers.main(["--readme", readme])
     option_gradient.main(["--readme", readme, "--figure", os.path.join(
         os.path.dirname(figure), "option_gradient_scaling.png")])

@@ -9,7 +9,7 @@ here without optiongrad; against it, `og.soft_value_iteration` with its default 
 `og.solvers.GaussSeidel()`. The three are timed alternately (median of `--repeats` after
 compilation); ratios are the plain loop's time over each. "value + gradient" differentiates
 `s0 · max_a Q*` (the implicit adjoint) with respect to the reward table. "sweeps" counts plain sweeps (for GaussSeidel, those after its warm start,
-and the Gauss–Seidel sweeps of the warm start). `max |ΔQ|` is the
+and the Gauss–Seidel sweeps of the warm start). "max abs ΔQ" is the
 largest difference to the plain loop's `Q` (each stops within `γ tol / (1 − γ)` of the fixed
 point, so up to about 1e-3 here).
 """
@@ -135,7 +135,7 @@ def main(argv=None):
             f"alternating, one process); {machine()}. Ratio: the plain loop's time over the "
             "row's.\n\n" + markdown_table(
                 ["τ", "solver", "sweeps", "forward (ms)", "vs plain loop",
-                 "value + gradient (ms, × forward)", "max |ΔQ|"], rows))
+                 "value + gradient (ms, × forward)", "max abs ΔQ"], rows))
     report(text, args.readme, "solvers")
 
 
