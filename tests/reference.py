@@ -126,3 +126,11 @@ def grid_distances(walls, goal_cell):
                 dist[nr, nc] = dist[r, c] + 1
                 queue.append((nr, nc))
     return dist
+
+
+def bellman_adjoint(p, pi, gamma, g):
+    """`u = (I − Jᵀ)^{-1} ḡ` with `J[(s, a), (s', a')] = γ P[s, a, s'] π[s', a']`, the Jacobian of
+    `Q ↦ r + γ P m_τ(Q)` at a point where `∂m_τ/∂Q = π`; `u` is `(S, A)`."""
+    s, a = pi.shape
+    jac = gamma * (p[:, :, :, None] * pi[None, None]).reshape(s * a, s * a)
+    return np.linalg.solve(np.eye(s * a) - jac.T, np.asarray(g).reshape(-1)).reshape(s, a)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import optiongrad as og
-from optiongrad._src.newton import newton_step, policy_iteration_q
+import reference as ref
+from optiongrad._src.newton import DirectAdjointStart, newton_step, policy_iteration_q
 
 
 @pytest.mark.parametrize("backup,tau", [("logsumexp", 0.1), ("logsumexp", 1.0), ("max", 0.0)])
@@ -58,3 +59,16 @@ def test_newton_refuses_what_it_cannot_do():
                                 num_sweeps=3)
     with pytest.raises(ValueError, match="solver.*dense"):
         og.soft_value_iteration(sparse, 0.1, solver="newton")
+
+
+@pytest.mark.parametrize("backup,tau", [("logsumexp", 0.1), ("max", 0.0)])
+def test_direct_adjoint_start_is_the_adjoint_solution(backup, tau):
+    """Newton's implicit adjoint starts at the exact solution of the adjoint equation (one
+    dense solve), against the dense numpy solve of `(I − Jᵀ) u = ḡ`."""
+    mdp = og.random_mdp(2, 15, 3, branching=4, discount=0.95, dtype=jnp.float64)
+    q = og.soft_value_iteration(mdp, tau, backup=backup, tol=1e-12, solver="newton").q
+    g = jax.random.normal(jax.random.key(1), q.shape, jnp.float64)
+    u = DirectAdjointStart(backup)((mdp, jnp.asarray(tau)), q, g)
+    expected = ref.bellman_adjoint(np.asarray(mdp.transitions),
+                                   np.asarray(og.backup_policy(q, tau, backup)), 0.95, g)
+    np.testing.assert_allclose(u, expected, rtol=1e-10, atol=1e-12)

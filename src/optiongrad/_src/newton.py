@@ -15,16 +15,23 @@ iteration, Haarnoja et al. 2018), so they converge in a handful of steps — eac
 ordinary fixed-point iteration from it (normally one or two sweeps), so the result, its
 convergence report and its implicit gradient are exactly those of plain iteration.
 Dense transitions only: `P_π` is formed as an `S × S` matrix.
+
+The implicit gradient's adjoint gets the same treatment (`DirectAdjointStart`): at `Q*` the
+adjoint equation `u = ḡ + (∂_Q T)ᵀ u` reduces to the states, `u = ḡ + π ⊙ w` with
+`(I − γ P_π)ᵀ w = γ Σ_{s, a} ḡ[s, a] P[s, a, ·]`, one dense solve; the plain adjoint iteration
+then only confirms its tolerance.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from optiongrad._src.backups import backup, backup_policy
 from optiongrad._src.mdp import MDP
-from optiongrad._src.transitions import expectation, policy_matrix
+from optiongrad._src.transitions import expectation, policy_matrix, push_forward
 
 Array = jax.Array
 
@@ -68,3 +75,19 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
     inf = jnp.asarray(jnp.inf, init.dtype)
     steps, q, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), init, big, inf))
     return q, steps
+
+
+class DirectAdjointStart(NamedTuple):
+    """Where the implicit adjoint of a dense `Q*` starts (`fixed_point`'s `adjoint_start`):
+    the exact solution of the adjoint equation reduced to the states (module docstring), from
+    one `S × S` solve. `params` are the planner's `(mdp, τ)`."""
+
+    kind: str
+
+    def __call__(self, params, q: Array, g: Array) -> Array:
+        mdp, temperature = jax.lax.stop_gradient(params)
+        policy = backup_policy(q, temperature, self.kind)
+        eye = jnp.eye(mdp.num_states, dtype=q.dtype)
+        system = (eye - mdp.discount * policy_matrix(mdp.transitions, policy)).T
+        w = jnp.linalg.solve(system, mdp.discount * push_forward(mdp.transitions, g))
+        return g + policy * w[:, None]

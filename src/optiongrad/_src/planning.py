@@ -38,7 +38,7 @@ from optiongrad._src.gauss_seidel import (GAUSS_SEIDEL_BACKUPS, AdjointStart,
                                            check_sparse_concrete, gauss_seidel_q, levels)
 from optiongrad._src.implicit import fixed_point
 from optiongrad._src.mdp import MDP
-from optiongrad._src.newton import NEWTON_BACKUPS, policy_iteration_q
+from optiongrad._src.newton import NEWTON_BACKUPS, DirectAdjointStart, policy_iteration_q
 from optiongrad._src.option_models import intra_option_update
 from optiongrad._src.options import Options
 from optiongrad._src.solvers import (
@@ -199,36 +199,45 @@ def soft_value_iteration(
     temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, shape, "(S, A)", mdp.dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
-    if isinstance(solver, (Newton, GaussSeidel)):  # a warm start, then plain sweeps
-        allowed = NEWTON_BACKUPS if isinstance(solver, Newton) else GAUSS_SEIDEL_BACKUPS
-        if backup not in allowed or not isinstance(adjoint, Implicit):
-            raise ValueError(f"solver: {type(solver).__name__} needs backup in {allowed} and "
-                             f"the implicit adjoint, got backup={backup!r}, adjoint={adjoint!r}")
-        warm_tol = checks.default_tol(mdp.dtype) if tol is None else tol
-        if isinstance(solver, Newton):
-            if mdp.is_sparse:
-                raise ValueError("solver: Newton needs dense transitions (it solves S × S "
-                                 "systems); use GaussSeidel, FixedPointIteration or Anderson "
-                                 "for sparse MDPs")
-            warm, _ = policy_iteration_q(mdp, temperature, backup, init, warm_tol,
-                                         max_steps=solver.max_steps)
-        else:
-            check_sparse_concrete(mdp)
-            order = levels(np.asarray(mdp.transitions.next_states), solver.window)
-            warm, _ = gauss_seidel_q(mdp, temperature, backup, warm_tol, solver.max_sweeps,
-                                     order, solver.check_every)
-            rtol = checks.default_rtol(mdp.dtype) if adjoint.rtol is None else adjoint.rtol
-            start = AdjointStart(backup, order.width, order.absorbing, rtol,
-                                 solver.max_sweeps, solver.check_every)
-            params = (mdp, temperature, jnp.asarray(order.order, jnp.int32),
-                      jnp.asarray(order.starts))
-            init = warm + 0.0 * init
-            return _plan(_ordered_bellman, params, init, temperature, None, backup, tol,
-                         max_iter, FixedPointIteration(), adjoint, throw, start)
-        init = warm + 0.0 * init  # the user's init still gets its (zero, or NaN) cotangent
-        solver = FixedPointIteration()  # the sweeps that finish from the warm start
+    if isinstance(solver, (Newton, GaussSeidel)):
+        return _warm_started(mdp, temperature, backup, tol, max_iter, init, solver, adjoint,
+                             throw)
     return _plan(bellman, (mdp, temperature), init, temperature, None, backup, tol, max_iter,
                  solver, adjoint, throw)
+
+
+def _warm_started(mdp, temperature, backup, tol, max_iter, init, solver, adjoint, throw):
+    """`soft_value_iteration` with a `Newton` or `GaussSeidel` warm start: the planner's plain
+    sweeps finish from it, so the fixed point, report and gradient are plain iteration's; the
+    implicit adjoint starts from the matching adjoint start (a direct solve, or ordered
+    sweeps)."""
+    allowed = NEWTON_BACKUPS if isinstance(solver, Newton) else GAUSS_SEIDEL_BACKUPS
+    if backup not in allowed or not isinstance(adjoint, Implicit):
+        raise ValueError(f"solver: {type(solver).__name__} needs backup in {allowed} and "
+                         f"the implicit adjoint, got backup={backup!r}, adjoint={adjoint!r}")
+    warm_tol = checks.default_tol(mdp.dtype) if tol is None else tol
+    operator, params = bellman, (mdp, temperature)
+    if isinstance(solver, Newton):
+        if mdp.is_sparse:
+            raise ValueError("solver: Newton needs dense transitions (it solves S × S "
+                             "systems); use GaussSeidel, FixedPointIteration or Anderson "
+                             "for sparse MDPs")
+        warm, _ = policy_iteration_q(mdp, temperature, backup, init, warm_tol,
+                                     max_steps=solver.max_steps)
+        start = DirectAdjointStart(backup)
+    else:
+        check_sparse_concrete(mdp)
+        order = levels(np.asarray(mdp.transitions.next_states), solver.window)
+        warm, _ = gauss_seidel_q(mdp, temperature, backup, warm_tol, solver.max_sweeps, order,
+                                 solver.check_every)
+        rtol = checks.default_rtol(mdp.dtype) if adjoint.rtol is None else adjoint.rtol
+        start = AdjointStart(backup, order.width, order.absorbing, rtol, solver.max_sweeps,
+                             solver.check_every)
+        operator = _ordered_bellman
+        params += (jnp.asarray(order.order, jnp.int32), jnp.asarray(order.starts))
+    # the user's init still gets its (zero, or NaN) cotangent
+    return _plan(operator, params, warm + 0.0 * init, temperature, None, backup, tol, max_iter,
+                 FixedPointIteration(), adjoint, throw, start)
 
 
 def initiation_mask(initiation, num_options: int, num_states: int) -> Optional[Array]:
