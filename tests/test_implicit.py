@@ -118,6 +118,32 @@ def test_warm_start_changes_neither_value_nor_gradient():
     assert float(jnp.abs(jax.grad(loss, argnums=1)(b, jnp.ones(n))).max()) == 0.0
 
 
+class _Start(tuple):
+    """A hashable adjoint start: `u0 = scale · ḡ + shift` (any start gives the same gradient;
+    a NaN start is not used)."""
+
+    def __call__(self, params, x, g):
+        scale, shift = self
+        return scale * g + shift
+
+
+@pytest.mark.parametrize("start", [(1.0, 0.0), (-3.0, 2.0), (float("nan"), 0.0)],
+                         ids=["g", "far", "nan"])
+def test_adjoint_start_changes_neither_value_nor_gradient(start):
+    a, b, c = linear_problem(5)
+    n = b.shape[0]
+
+    def loss(a, b):
+        return c @ fixed_point(affine, (a, b), jnp.zeros(n), tol=1e-13,
+                               adjoint_start=_Start(start)).value
+
+    ga, gb = jax.jit(jax.grad(loss, argnums=(0, 1)))(a, b)
+    u = np.linalg.solve((np.eye(n) - a).T, c)
+    x_star = np.linalg.solve(np.eye(n) - a, b)
+    np.testing.assert_allclose(gb, u, rtol=1e-10)
+    np.testing.assert_allclose(ga, np.outer(u, x_star), rtol=1e-10)
+
+
 def test_vmap_over_parameters_keeps_per_element_iterations():
     a, b, _ = linear_problem(6)
     n = b.shape[0]

@@ -198,6 +198,9 @@ CASES = {
                                                  throw="no"), "throw"),
     "fixed_point-adjoint": (lambda: og.fixed_point(lambda p, x: x / 2, None, jnp.ones(2),
                                                    adjoint=3), "adjoint"),
+    "fixed_point-adjoint_start": (lambda: og.fixed_point(lambda p, x: x / 2, None,
+                                                         jnp.ones(2), adjoint_start=3),
+                                  "adjoint_start"),
     # -- λ-models and options --------------------------------------------------------------
     "lambda-policy": (lambda: og.lambda_model(MDP, np.zeros((S, A)), np.ones(S)), "policy"),
     "lambda-continuation-2": (lambda: og.lambda_model(MDP, PI, np.full(S, 2.0)),

@@ -141,6 +141,9 @@ def fixed_point(
     """
     solver, adjoint = resolve(solver, adjoint, differentiation=differentiation,
                               num_sweeps=num_sweeps, **deprecated)
+    if adjoint_start is not None and not callable(adjoint_start):
+        raise ValueError(f"adjoint_start: expected a function (params, x, g) -> u0, got "
+                         f"{type(adjoint_start).__name__}")
     if not callable(operator):
         raise ValueError(f"operator: expected a function f(params, x), got "
                          f"{type(operator).__name__}")
@@ -249,7 +252,10 @@ def _implicit_bwd(op, config: _Config, saved, cotangents):
     x, params, init, converged = saved
     g = cotangents[0]
     _, vjp_x = jax.vjp(lambda y: op(params, y), x)
-    start = None if config.adjoint_start is None else config.adjoint_start(params[0], x, g)
+    start = None
+    if config.adjoint_start is not None:  # a start that is not finite is not used
+        start = config.adjoint_start(params[0], x, g)
+        start = jnp.where(jnp.all(jnp.isfinite(start)), start, g)
     u, adjoint_ok = solve_adjoint(lambda v: vjp_x(v)[0], g, rtol=config.adjoint_rtol,
                                   max_iter=config.adjoint_max_iter,
                                   solver=config.adjoint_solver, init=start)
