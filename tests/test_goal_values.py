@@ -45,7 +45,7 @@ def _returns(env, options, mu, compact, chunk):
 
 @pytest.mark.parametrize("dtype,compact,chunk,jit", [
     pytest.param(np.float64, False, None, False, marks=pytest.mark.slow),
-    (np.float64, True, 2, False),
+    pytest.param(np.float64, True, 2, False, marks=pytest.mark.slow),
     (np.float64, False, 2, True), (np.float32, True, None, True)])
 def test_returns_and_gradients_equal_the_dense_evaluation(dtype, compact, chunk, jit):
     env, options, mu = _problem(dtype)
