@@ -75,7 +75,7 @@ def _cases():
                                    id=f"{backup}-{name}-{'jit' if jit else 'eager'}")
 
 
-@pytest.mark.parametrize("backup,tau,dtype,jit", _cases())
+@pytest.mark.parametrize("backup,tau,dtype,jit", list(_cases()))
 def test_same_fixed_point_as_the_dense_reference(backup, tau, dtype, jit):
     tol = 1e-12 if dtype == jnp.float64 else 1e-5
     for name, mdp in _tasks(dtype):
