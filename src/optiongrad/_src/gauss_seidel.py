@@ -119,19 +119,20 @@ def gauss_seidel_q(mdp: MDP, temperature, kind: str, tol: float, max_sweeps: int
 def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str, tol: float,
                 max_sweeps: int, width: int, absorbing: int, check_every: int):
     s, p, gamma = mdp.num_states, mdp.transitions, mdp.discount
-    rank = jnp.zeros(s, jnp.int32).at[order].set(jnp.arange(s, dtype=jnp.int32))
     # everything in the update order; successors renumbered
-    nxt, probs, rewards = rank[p.next_states[order]], p.probs[order], mdp.rewards[order]
+    nxt, probs, rewards = _rank(order)[p.next_states[order]], p.probs[order], mdp.rewards[order]
+
+    def one_step(nxt, probs, rewards, v):  # F(V) on the rows given
+        return backup(rewards + gamma * jnp.sum(probs * v[nxt], axis=-1), temperature, kind)
 
     def values(v):  # F(V), (S,)
-        return backup(rewards + gamma * jnp.sum(probs * v[nxt], axis=-1), temperature, kind)
+        return one_step(nxt, probs, rewards, v)
 
     def sweep(_, v):
         def window_update(i, v):
-            at = starts[i]
-            n, pr, r = (jax.lax.dynamic_slice_in_dim(x, at, width) for x in (nxt, probs, rewards))
-            new = backup(r + gamma * jnp.sum(pr * v[n], axis=-1), temperature, kind)
-            return jax.lax.dynamic_update_slice_in_dim(v, new, at, 0)
+            rows = (jax.lax.dynamic_slice_in_dim(x, starts[i], width)
+                    for x in (nxt, probs, rewards))
+            return jax.lax.dynamic_update_slice_in_dim(v, one_step(*rows, v), starts[i], 0)
         return jax.lax.fori_loop(0, starts.shape[0], window_update, v)
 
     exact = backup(rewards[:absorbing], temperature, kind) / (1 - gamma)
@@ -159,7 +160,7 @@ def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str
     k, v, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), v0, inf, inf, jnp.int32(0)))
     d = values(v) - v
     v = v + (jnp.max(d) + jnp.min(d)) / (2 * (1 - gamma))
-    v = jnp.zeros_like(v).at[order].set(v)  # back to the MDP's numbering
+    v = v[_rank(order)]  # back to the MDP's numbering
     return mdp.rewards + gamma * expectation(mdp.transitions, v), k
 
 
@@ -204,7 +205,7 @@ class AdjointStart(NamedTuple):
         flow = jnp.where(own, 0.0, flow)
         # far states first: reverse the forward order, windows mirrored
         order = order[::-1]
-        rank = jnp.zeros(s, jnp.int32).at[order].set(jnp.arange(s, dtype=jnp.int32))
+        rank = _rank(order)
         c, scale, flow, source = c[order], scale[order], flow[order], rank[state[order]]
         starts = jnp.maximum(s - starts - self.width, 0)[::-1]
 
@@ -232,8 +233,13 @@ class AdjointStart(NamedTuple):
 
         inf = jnp.asarray(jnp.inf, g.dtype)
         _, w, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), c, inf, jnp.zeros_like(inf)))
-        w = jnp.zeros_like(w).at[order].set(w)
-        return g + pi * w[:, None]
+        return g + pi * w[rank][:, None]
+
+
+def _rank(order: Array) -> Array:
+    """The inverse permutation: `_rank(order)[order[i]] = i`."""
+    return jnp.zeros(order.shape[0], jnp.int32).at[order].set(
+        jnp.arange(order.shape[0], dtype=jnp.int32))
 
 
 def check_sparse_concrete(mdp: MDP) -> None:
