@@ -200,3 +200,29 @@ def test_anderson_adjoint_falls_back_to_plain_iteration():
     for memory in (1, 2, 5):
         grad = jax.grad(loss)(b, memory)
         np.testing.assert_allclose(grad, expected, rtol=1e-9)
+
+
+def test_fixed_point_adjoint_solves_the_adjoint_equation_and_reports_it():
+    """For `x = A x + b` the adjoint of a cotangent `ḡ` is `u = (I − Aᵀ)⁻¹ ḡ` (closed form);
+    the report counts the iterations and fails honestly when they are capped."""
+    a, b, _ = linear_problem(seed=3)
+    x = fixed_point(affine, (a, b), jnp.zeros(b.shape[0]), tol=1e-13).value
+    g = jnp.arange(1.0, b.shape[0] + 1)
+    report = og.fixed_point_adjoint(affine, (a, b), x, g)
+    expected = np.linalg.solve(np.eye(b.shape[0]) - np.asarray(a).T, np.asarray(g))
+    np.testing.assert_allclose(report.value, expected, rtol=1e-10)
+    assert bool(report.converged) and 10 < int(report.iterations) and report.residual <= 1e-12
+    # the gradient of ⟨ḡ, x*⟩ with respect to b is u (∂_b f = I)
+    grad = jax.grad(lambda b: g @ fixed_point(affine, (a, b), jnp.zeros_like(b),
+                                              tol=1e-13).value)(b)
+    np.testing.assert_allclose(grad, report.value, rtol=1e-12)
+    capped = og.fixed_point_adjoint(affine, (a, b), x, g,
+                                    adjoint=og.solvers.Implicit(max_iter=3))
+    assert capped.result == og.RESULTS.max_steps_reached and np.isnan(capped.value).all()
+    started = og.fixed_point_adjoint(affine, (a, b), x, g,
+                                     adjoint_start=lambda p, x, g: jnp.asarray(expected))
+    assert int(started.iterations) <= 2
+    with pytest.raises(ValueError, match="cotangent"):
+        og.fixed_point_adjoint(affine, (a, b), x, g[:-1])
+    with pytest.raises(ValueError, match="adjoint"):
+        og.fixed_point_adjoint(affine, (a, b), x, g, adjoint=og.solvers.Unrolled(3))

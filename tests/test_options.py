@@ -99,8 +99,9 @@ def test_primitive_options_models_are_one_step():
 def test_primitives_as_options_reproduce_soft_value_iteration(backup):
     mdp, _, _, _ = setup(3)
     reward, transition = option_models(mdp, primitive_options(6, 3))
-    smdp = og.smdp_value_iteration(reward, transition, 0.5, backup=backup, tol=1e-12)
-    flat = og.soft_value_iteration(mdp, 0.5, backup=backup, tol=1e-12)
+    smdp = og.smdp_value_iteration(reward, transition, 0.5, backup=backup, tol=1e-12,
+                                   solver="iteration")
+    flat = og.soft_value_iteration(mdp, 0.5, backup=backup, tol=1e-12, solver="iteration")
     np.testing.assert_allclose(smdp.q, flat.q, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(smdp.policy, flat.policy, rtol=1e-9, atol=1e-12)
     assert int(smdp.iterations) == int(flat.iterations)

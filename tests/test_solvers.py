@@ -83,7 +83,8 @@ def test_gradient_through_an_unconverged_forward_solve_is_nan(transform):
     task = four_rooms_task()
 
     def return_of(rewards, max_iter):
-        plan = og.soft_value_iteration(task.replace(rewards=rewards), 0.1, max_iter=max_iter)
+        plan = og.soft_value_iteration(task.replace(rewards=rewards), 0.1, max_iter=max_iter,
+                                       solver="iteration")
         return og.expected_return(task, plan.policy)
 
     assert np.isnan(wrap(jax.grad(return_of), static_argnums=1)(task.rewards, 20)).all() \
@@ -123,7 +124,7 @@ def test_throw_raises_a_runtime_error_naming_the_code(transform):
 
     def q(rewards):
         return og.soft_value_iteration(task.replace(rewards=rewards), 0.1, max_iter=20,
-                                       throw=True).q.sum()
+                                       throw=True, solver="iteration").q.sum()
 
     call = {"eager": q, "jit": jax.jit(q), "grad": jax.grad(q),
             "vmap": lambda r: jax.vmap(q)(jnp.stack([r, r]))}[transform]
@@ -150,7 +151,7 @@ def test_functions_returning_arrays_give_nan_where_their_solve_failed():
     mdp, tau = oscillator()
     kw = dict(backup="boltzmann", max_iter=300)
     assert np.isnan(og.soft_optimal_return(mdp, tau, **kw))
-    assert np.isnan(og.envelope_gradient(mdp, tau, max_iter=1)).all()
+    assert np.isnan(og.envelope_gradient(mdp, tau, max_iter=1, solver="iteration")).all()
     value, plan = og.planner_return(mdp.rewards, og.rewards.tabular(2, 2), mdp, tau, **kw)
     assert np.isnan(value) and bool(plan.failed)
     # the extrinsic planner over options (here: the primitives) when it must converge
@@ -173,7 +174,8 @@ def test_every_gradient_through_a_failed_solve_is_nan():
     gradients too (a masked value must not pass a zero cotangent)."""
     mdp = og.random_mdp(0, 5, 3, 2)
     model = og.rewards.tabular(5, 3)
-    grad = jax.grad(lambda m: og.planner_return(mdp.rewards, model, m, 0.1, max_iter=3)[0])(mdp)
+    grad = jax.grad(lambda m: og.planner_return(mdp.rewards, model, m, 0.1, max_iter=3,
+                                                         solver="iteration")[0])(mdp)
     assert all(np.isnan(leaf).all() for leaf in jax.tree.leaves(grad)
                if jnp.issubdtype(leaf.dtype, jnp.floating))
     oscillating, tau = oscillator()
@@ -182,6 +184,7 @@ def test_every_gradient_through_a_failed_solve_is_nan():
     grad = jax.grad(lambda m: og.hierarchical_return(prims, m, planner)[0])(oscillating)
     assert np.isnan(grad.initial).all() and np.isnan(grad.rewards).all()
     # reaching the goal (state 1) from state 0 takes ~10⁴ steps: hard VI needs > 10⁴ sweeps
+    # (the default solver plans the max backup by plain sweeps)
     sticky = np.array([[[0.9999, 0.0001]] * 2, [[0.5, 0.5]] * 2])
     slow = og.MDP(sticky, np.zeros((2, 2)), 0.99999)
     q, j_star, j_random = og.reference_returns(slow, jnp.array([1]))
@@ -190,7 +193,8 @@ def test_every_gradient_through_a_failed_solve_is_nan():
 
 def test_a_warm_start_gets_a_nan_gradient_from_a_failed_solve_too():
     mdp = og.random_mdp(0, 5, 3, 2)
-    for plan in (lambda i: og.soft_value_iteration(mdp, 0.1, max_iter=3, init=i).q.sum(),
+    for plan in (lambda i: og.soft_value_iteration(mdp, 0.1, max_iter=3, init=i,
+                                                   solver="iteration").q.sum(),
                  lambda i: og.fixed_point(lambda p, x: 0.9 * x + 1.0, None, i,
                                           max_iter=3).value.sum()):
         assert np.isnan(jax.grad(plan)(jnp.zeros((5, 3)))).all()
@@ -255,20 +259,20 @@ def test_failed_option_planners_are_reported():
     model = og.rewards.state(104, init_scale=1.0)
     params = og.init_params(0, model, 2, 104)
     with pytest.raises(RuntimeError, match=r"options \[0, 1\]"):
-        og.make_options(params, model, env, 0.05, max_iter=3)
+        og.make_options(params, model, env, 0.05, max_iter=3, solver="iteration")
     # under a transformation: NaN policies, and a NaN objective with NaN gradients
     planner = og.ExtrinsicPlanner()
 
     def objective(params):
         return og.option_gradient_objective(params, model, env, jnp.arange(5),
                                             temperature_options=0.05, planner=planner,
-                                            max_iter=3)
+                                            max_iter=3, solver="iteration")
 
     (value, aux), grad = jax.value_and_grad(objective, has_aux=True)(params)
     assert np.isnan(value) and not np.any(aux["intrinsic_converged"])
     assert all(np.isnan(g).all() for g in jax.tree.leaves(grad))
     with pytest.raises(RuntimeError):
-        og.discovery.subgoal_options(env, [3, 7], max_iter=2)
+        og.discovery.subgoal_options(env, [3, 7], max_iter=2, solver="iteration")
 
 
 def test_planning_sweeps_reports_a_failed_reference():
@@ -280,12 +284,58 @@ def test_planning_sweeps_reports_a_failed_reference():
                            throw=True)
 
 
+def test_auto_picks_the_solver_from_the_problem_and_plans_with_it():
+    auto = og.solvers.Auto()
+    grid = og.gridworld.four_rooms()
+    sparse = og.gridworld.goal_task(grid, 30, 0.99, sparse=True)
+    dense = og.gridworld.goal_task(grid, 30, 0.99)
+    plain = og.solvers.FixedPointIteration()
+    assert auto.choose(sparse) == og.solvers.GaussSeidel()
+    assert auto.choose(sparse, "mellowmax") == og.solvers.GaussSeidel()
+    # dense: Newton when S ≤ 0.5 · log(tol (1 − γ)) / log γ, the plain sweeps' tail
+    assert auto.choose(dense) == og.solvers.Newton()          # 104 ≤ 0.5 · 2749 (float64)
+    assert auto.choose(dense, tol=1e-5) == og.solvers.Newton()  # 104 ≤ 0.5 · 1603
+    assert auto.choose(dense.replace(discount=0.9), tol=1e-5) == plain   # 104 > 0.5 · 131
+    assert auto.choose(dense, "max") == plain
+    assert og.solvers.Auto(newton_factor=0).choose(dense) == plain
+    for backup in ("boltzmann",):
+        assert auto.choose(sparse, backup) == auto.choose(dense, backup) == plain
+    assert auto.choose(dense, "mellowmax") == plain
+    assert auto.choose(sparse, adjoint=og.solvers.Unrolled(3)) == plain
+    assert auto.choose() == plain                       # fixed_point and the option planners
+    # a successor table traced by jit cannot be ordered: plain iteration, still correct
+    traced = jax.jit(lambda m: og.soft_value_iteration(m, 0.1, tol=1e-12).q)(sparse)
+    for mdp in (sparse, dense):
+        default = og.soft_value_iteration(mdp, 0.1, tol=1e-12)
+        picked = og.soft_value_iteration(mdp, 0.1, tol=1e-12, solver=auto.choose(mdp))
+        np.testing.assert_array_equal(default.q, picked.q)
+        assert int(default.iterations) <= 2
+        np.testing.assert_allclose(default.q, traced, atol=1e-9)
+    assert og.soft_value_iteration(sparse, 0.1, solver="auto").q.shape == (104, 4)
+    # dense, max backup: plain sweeps, with the adjoint started from one direct solve; the
+    # gradient is plain iteration's
+    assert auto.direct_adjoint(dense, "max") and not auto.direct_adjoint(sparse, "max")
+    assert not og.solvers.Auto(newton_factor=0).direct_adjoint(dense, "max")
+
+    def gradient(solver):
+        def objective(rewards):
+            plan = og.soft_value_iteration(dense.replace(rewards=rewards), 0.0, backup="max",
+                                           tol=1e-12, solver=solver)
+            return jnp.dot(dense.initial, jnp.max(plan.q, axis=1))
+        return jax.grad(objective)(dense.rewards)
+
+    np.testing.assert_allclose(gradient(None), gradient(plain), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="newton_factor"):
+        og.solvers.Auto(newton_factor=-1)
+
+
 def test_spellings_resolve_to_the_same_objects():
     plain, implicit = og.solvers.FixedPointIteration(), og.solvers.Implicit()
-    assert resolve() == (plain, implicit)
+    assert resolve() == (og.solvers.Auto(), implicit)
     assert resolve("iteration") == (plain, implicit)
     assert resolve("anderson")[0] == og.solvers.Anderson()
-    assert resolve(differentiation="unrolled", num_sweeps=4) == (plain, og.solvers.Unrolled(4))
+    assert resolve(differentiation="unrolled", num_sweeps=4) == (og.solvers.Auto(),
+                                                                 og.solvers.Unrolled(4))
     assert resolve(num_sweeps=4)[1] == og.solvers.Unrolled(4)
     with pytest.warns(DeprecationWarning, match="adjoint_rtol"):
         assert resolve(adjoint_rtol=1e-8, adjoint_max_iter=7)[1] == og.solvers.Implicit(1e-8, 7)
@@ -304,3 +354,22 @@ def test_spellings_resolve_to_the_same_objects():
     d = og.soft_value_iteration(task, 0.1, adjoint=og.solvers.Unrolled(5))
     np.testing.assert_array_equal(c.q, d.q)
     assert d.result == RESULTS.budget_reached
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["gauss-seidel", "newton"])
+def test_warm_starts_from_below_converge_where_the_tolerance_is_below_an_ulp(sparse):
+    """float32, γ = 0.999, τ = 0.1: the values are ≈ 140, whose ulp (1.5e-5) exceeds tol 1e-5,
+    so only an exact float32 fixed point meets the tolerance. Plain sweeps from zero rise to
+    one; the warm starts hand over a sub-solution so their sweeps do too (from a start above
+    the fixed point they cycled by an ulp until the 30 000-sweep cap)."""
+    grid = og.gridworld.GridWorld.open(32, 32)
+    mdp = og.gridworld.goal_task(grid, grid.num_states - 1, 0.999, sparse=sparse,
+                                 dtype=jnp.float32)
+    default = og.soft_value_iteration(mdp, 0.1, tol=1e-5, max_iter=30_000)
+    plain = og.soft_value_iteration(mdp, 0.1, tol=1e-5, max_iter=30_000, solver="iteration")
+    assert type(og.solvers.Auto().choose(mdp, tol=1e-5)) is (og.solvers.GaussSeidel if sparse
+                                                             else og.solvers.Newton)
+    assert bool(default.converged) and bool(plain.converged)
+    assert int(default.iterations) < int(plain.iterations) / 4
+    # rounding makes the float32 fixed point unique only to about ulp / (1 − γ) ≈ 0.015
+    np.testing.assert_allclose(default.q, plain.q, atol=2e-2)

@@ -162,8 +162,16 @@ CASES = {
         REWARDS_O, TRANSITIONS_O, 0.1, initiation=OPTIONS.initiation), "initiation"),
     "smdp-temperature": (lambda: og.smdp_value_iteration(REWARDS_O, TRANSITIONS_O, -0.1),
                          "temperature"),
-    "smdp-newton": (lambda: og.smdp_value_iteration(REWARDS_O, TRANSITIONS_O, 0.1,
-                                                    solver="newton"), "solver"),
+    "smdp-gauss-seidel": (lambda: og.smdp_value_iteration(REWARDS_O, TRANSITIONS_O, 0.1,
+                                                          solver="gauss-seidel"), "solver"),
+    "smdp-newton-mellowmax": (lambda: og.smdp_value_iteration(
+        REWARDS_O, TRANSITIONS_O, 0.1, backup="mellowmax", solver="newton"), "solver"),
+    "plan_adjoint-cotangent": (lambda: og.plan_adjoint(MDP, 0.1, np.zeros((S, A)),
+                                                       np.zeros((S, A + 1))), "cotangent"),
+    "plan_adjoint-unrolled": (lambda: og.plan_adjoint(
+        MDP, 0.1, np.zeros((S, A)), np.zeros((S, A)), adjoint=og.solvers.Unrolled(3)),
+        "adjoint"),
+    "Auto-newton_factor": (lambda: og.solvers.Auto(newton_factor=np.nan), "newton_factor"),
     "smdp-init": (lambda: og.smdp_value_iteration(REWARDS_O, TRANSITIONS_O, 0.1,
                                                   init=np.zeros((S, A))), "init"),
     "intra-options-states": (lambda: og.intra_option_value_iteration(MDP, _other_options(), 0.1),

@@ -29,7 +29,12 @@ from optiongrad._src.hierarchical import (
     intra_option_policy_evaluation,
     smdp_policy_evaluation,
 )
-from optiongrad._src.implicit import FixedPointResult, fixed_point
+from optiongrad._src.implicit import (
+    AdjointResult,
+    FixedPointResult,
+    fixed_point,
+    fixed_point_adjoint,
+)
 from optiongrad._src.mdp import MDP, from_action_major, random_mdp, to_action_major
 from optiongrad._src.multistep import lambda_model
 from optiongrad._src.objectives import envelope_gradient, planner_return, soft_optimal_return
@@ -48,6 +53,7 @@ from optiongrad._src.planning import (
     PlanResult,
     intra_option_value_iteration,
     jacobian_spectral_radius,
+    plan_adjoint,
     smdp_value_iteration,
     soft_value_iteration,
 )
@@ -70,7 +76,8 @@ __all__ = [
     # planning and its gradients
     "soft_value_iteration", "smdp_value_iteration", "intra_option_value_iteration",
     "PlanResult", "RESULTS", "fixed_point", "FixedPointResult", "backup", "backup_policy",
-    "BACKUPS", "jacobian_spectral_radius",
+    "BACKUPS", "jacobian_spectral_radius", "plan_adjoint", "fixed_point_adjoint",
+    "AdjointResult",
     # intrinsic rewards
     "planner_return", "soft_optimal_return", "envelope_gradient",
     # λ-models and options

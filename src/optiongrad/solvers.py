@@ -4,13 +4,15 @@
     og.soft_value_iteration(mdp, 0.1, adjoint=og.solvers.Unrolled(num_sweeps=3))
     plan.result == og.RESULTS.successful        # plan.converged
 
-Solvers: `FixedPointIteration` (default), `Anderson`, `Newton`, `GaussSeidel`. Adjoints: `Implicit` (default),
+Solvers: `Auto` (default: picks one of the others for the problem), `FixedPointIteration`,
+`Anderson`, `Newton`, `GaussSeidel`. Adjoints: `Implicit` (default),
 `Unrolled`. Result codes: `RESULTS`.
 """
 
 from optiongrad._src.solvers import (
     RESULTS,
     Anderson,
+    Auto,
     FixedPointIteration,
     GaussSeidel,
     Implicit,
@@ -18,4 +20,4 @@ from optiongrad._src.solvers import (
     Unrolled,
 )
 
-__all__ = ["RESULTS", "Anderson", "FixedPointIteration", "GaussSeidel", "Implicit", "Newton", "Unrolled"]
+__all__ = ["RESULTS", "Anderson", "Auto", "FixedPointIteration", "GaussSeidel", "Implicit", "Newton", "Unrolled"]

@@ -23,9 +23,13 @@ This warm start removes both (Bertsekas & Tsitsiklis, *Parallel and Distributed 
 * **Start and stop.** From `V_0 = F(0) + γ/(1 − γ) · median(F(0))` — most states are far
   from any goal, and this puts their constant entropy tail at its limit at once — sweeps run
   until the *span* of the residual `d = F(V) − V` (max − min) is at most `tol`, and the
-  result is shifted by `c = (max d + min d) / (2 (1 − γ))`: `F(V + c) − (V + c) = d − (1 − γ)c`
-  then lies within `±span/2`, the MacQueen–Porteus midpoint. The span converges faster than
-  the residual itself because the constant part of the error no longer counts.
+  result is shifted by `c = min d / (1 − γ)`: `F(V + c) − (V + c) = d − (1 − γ)c` then lies in
+  `[0, span]`, MacQueen–Porteus's lower bound. The span converges faster than the residual
+  itself because the constant part of the error no longer counts; the lower bound (rather
+  than the midpoint, whose residual is within `±span/2`) makes the start a sub-solution,
+  `F(V) ≥ V`, from which the finishing sweeps rise monotonically as they do from zero — in
+  float32 with a tolerance below the values' ulp (γ = 0.999, values ≈ 140) a start above the
+  fixed point can leave them cycling by an ulp forever.
 
 The planner then finishes with ordinary sweeps from `Q_0 = r + γ P V` (usually one), so its
 result, stopping rule, report and implicit gradient are exactly those of plain iteration.
@@ -159,7 +163,7 @@ def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str
 
     k, v, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), v0, inf, inf, jnp.int32(0)))
     d = values(v) - v
-    v = v + (jnp.max(d) + jnp.min(d)) / (2 * (1 - gamma))
+    v = v + jnp.min(d) / (1 - gamma)  # a sub-solution: F(V) ≥ V (module docstring)
     v = v[_rank(order)]  # back to the MDP's numbering
     return mdp.rewards + gamma * expectation(mdp.transitions, v), k
 

@@ -43,7 +43,9 @@ from optiongrad._src.solvers import (
     RESULTS,
     Adjoint,
     Anderson,
+    Auto,
     FixedPointIteration,
+    GaussSeidel,
     Implicit,
     Newton,
     Reported,
@@ -122,8 +124,8 @@ def fixed_point(
         (float64) or 1e-5 (float32).
       rtol: relative part of the stopping rule (`tol + rtol ‖x‖_∞`).
       max_iter: maximum number of forward iterations (implicit adjoint only).
-      solver: `og.solvers.FixedPointIteration()` (default), `og.solvers.Anderson(...)`, or
-        the names "iteration", "anderson".
+      solver: `og.solvers.FixedPointIteration()` (what the default `Auto()` picks here),
+        `og.solvers.Anderson(...)`, or the names "iteration", "anderson".
       adjoint: `og.solvers.Implicit(...)` (default) or `og.solvers.Unrolled(num_sweeps)`.
       throw: raise a `RuntimeError` naming the result code when the solve (or, in the
         backward pass, the adjoint solve) fails, even under `jit`; otherwise a failed solve
@@ -147,9 +149,11 @@ def fixed_point(
     if not callable(operator):
         raise ValueError(f"operator: expected a function f(params, x), got "
                          f"{type(operator).__name__}")
-    if isinstance(solver, Newton):
-        raise ValueError("solver: Newton (soft policy iteration) needs an MDP's structure; use "
-                         "it with soft_value_iteration")
+    if isinstance(solver, (Newton, GaussSeidel)):
+        raise ValueError(f"solver: {type(solver).__name__} needs an MDP's structure; use it "
+                         "with soft_value_iteration")
+    if isinstance(solver, Auto):
+        solver = solver.choose()
     init = checks.as_array(init, "init")
     init = jnp.asarray(init, checks.float_dtype(init))
     checks.finite(init, "init")
@@ -250,15 +254,11 @@ def _implicit_fwd(op, params, init, config: _Config):
 
 def _implicit_bwd(op, config: _Config, saved, cotangents):
     x, params, init, converged = saved
-    g = cotangents[0]
-    _, vjp_x = jax.vjp(lambda y: op(params, y), x)
-    start = None
-    if config.adjoint_start is not None:  # a start that is not finite is not used
-        start = config.adjoint_start(params[0], x, g)
-        start = jnp.where(jnp.all(jnp.isfinite(start)), start, g)
-    u, adjoint_ok = solve_adjoint(lambda v: vjp_x(v)[0], g, rtol=config.adjoint_rtol,
-                                  max_iter=config.adjoint_max_iter,
-                                  solver=config.adjoint_solver, init=start)
+    report = _adjoint(lambda y: op(params, y), x, cotangents[0], config.adjoint_rtol,
+                      config.adjoint_max_iter, config.adjoint_solver,
+                      None if config.adjoint_start is None
+                      else functools.partial(config.adjoint_start, params[0]))
+    u, adjoint_ok = report.value, report.result == RESULTS.successful
     if config.throw:
         u = RESULTS.adjoint_failed.error_if(u, ~adjoint_ok)
     # The IFT holds only at a fixed point: an unconverged forward solve gets a NaN gradient.
@@ -269,6 +269,74 @@ def _implicit_bwd(op, config: _Config, saved, cotangents):
     return params_bar, _nan_unless(ok, jnp.zeros_like(init))
 
 
+class AdjointResult(eqx.Module, Reported):
+    """The implicit gradient's adjoint solve `u = ḡ + (∂_x f)ᵀ u` at a fixed point `x*`
+    (`fixed_point_adjoint`, `og.plan_adjoint`): its cost and outcome, reported like a forward
+    solve's.
+
+    Attributes:
+      value: `u`, same shape as `x*`; NaN when the solve failed. The gradient is then
+        `θ̄ = (∂_θ f)ᵀ u`.
+      iterations: applications of `(∂_x f)ᵀ` after the start (int32 scalar).
+      residual: `‖u_{k+1} − u_k‖_1 / ‖u_{k+1}‖_1` at the last iteration.
+      result: `RESULTS.successful` when `residual ≤ rtol`, else `max_steps_reached` or
+        `nonfinite`.
+    """
+
+    value: Array
+    iterations: Array
+    residual: Array
+    result: RESULTS
+
+
+def _adjoint(f_x, x, g, rtol, max_iter, solver, start) -> AdjointResult:
+    """The adjoint solve of `f_x = f(θ, ·)` at `x` for the cotangent `g`, from `start(x, g)`
+    (default `g`; a start that is not finite is not used)."""
+    _, vjp_x = jax.vjp(f_x, x)
+    init = None
+    if start is not None:
+        init = start(x, g)
+        init = jnp.where(jnp.all(jnp.isfinite(init)), init, g)
+    u, iterations, residual = _iterate_adjoint(lambda v: vjp_x(v)[0], g, rtol, max_iter,
+                                               solver, init)
+    result = result_code(u, residual, jnp.asarray(rtol, residual.dtype),
+                         RESULTS.max_steps_reached)
+    ok = result == RESULTS.successful
+    return AdjointResult(jnp.where(ok, u, jnp.nan), iterations, residual, result)
+
+
+def fixed_point_adjoint(operator: Callable[[PyTree, Array], Array], params: PyTree, x: Array,
+                        cotangent: Array, *, adjoint: Optional[Implicit] = None,
+                        solver: SolverLike = None,
+                        adjoint_start: Optional[Callable[[PyTree, Array, Array], Array]] = None,
+                        max_iter: int = 10_000) -> AdjointResult:
+    """The adjoint solve that `jax.grad` through `fixed_point(operator, params, ...)` runs at
+    the fixed point `x` for the cotangent `ḡ = cotangent`, with its report: iterate
+    `u = ḡ + (∂_x f)ᵀ u` from `adjoint_start(params, x, ḡ)` (default `ḡ`) until
+    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`. Arguments as in `fixed_point` (`adjoint` an
+    `Implicit`, whose `rtol`, `max_iter` and `solver` apply; `solver` the forward solver,
+    whose kind the adjoint iteration follows by default).
+
+    Returns:
+      `AdjointResult(value=u, iterations, residual, result)`.
+    """
+    adjoint = Implicit() if adjoint is None else adjoint
+    if not isinstance(adjoint, Implicit):
+        raise ValueError(f"adjoint: expected og.solvers.Implicit, got {adjoint!r:.60}")
+    solver, _ = resolve(solver, adjoint)
+    x = checks.as_array(x, "x")
+    cotangent = checks.as_array(cotangent, "cotangent", dtype=x.dtype)
+    checks.shape(cotangent, "cotangent", x.shape, "like x")
+    dtype = jnp.result_type(x)
+    rtol = checks.default_rtol(dtype) if adjoint.rtol is None else float(adjoint.rtol)
+    iterate = adjoint.solver or (solver if isinstance(solver, (Anderson, FixedPointIteration))
+                                 else FixedPointIteration())
+    start = None if adjoint_start is None else functools.partial(adjoint_start, params)
+    return _adjoint(functools.partial(operator, params), x, cotangent, rtol,
+                    int(adjoint.max_iter or checks.iterations(max_iter, "max_iter")), iterate,
+                    start)
+
+
 def _nan_unless(ok, cotangent):
     if not jnp.issubdtype(cotangent.dtype, jnp.inexact):  # float0 cotangents of integers
         return cotangent
@@ -276,6 +344,21 @@ def _nan_unless(ok, cotangent):
 
 
 _implicit.defvjp(_implicit_fwd, _implicit_bwd)
+
+
+def _iterate_adjoint(transposed_jacobian, g, rtol, max_iter, solver, init):
+    """`u_{k+1} = g + Jᵀ u_k` from `init` (default `g`) by `solver` until
+    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`; returns `(u, iterations, relative residual)`."""
+    solver = FixedPointIteration() if solver is None else solver
+
+    def l1(x):
+        return jnp.sum(jnp.abs(x))
+
+    u, k, residual = solver.iterate(lambda u: g + transposed_jacobian(u),
+                                    g if init is None else init, tol=0.0,
+                                    rtol=rtol, max_iter=max_iter, norm=l1)
+    scale = l1(u)
+    return u, k, jnp.where(scale > 0, residual / jnp.where(scale > 0, scale, 1), residual)
 
 
 def solve_adjoint(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
@@ -291,17 +374,9 @@ def solve_adjoint(transposed_jacobian: Callable[[Array], Array], g: Array, *, rt
     `(u, converged)`; `u` is NaN when it did not converge within `max_iter` iterations or
     stopped being finite.
     """
-    solver = FixedPointIteration() if solver is None else solver
-
-    def l1(x):
-        return jnp.sum(jnp.abs(x))
-
-    u, _, residual = solver.iterate(lambda u: g + transposed_jacobian(u),
-                                    g if init is None else init, tol=0.0,
-                                    rtol=rtol, max_iter=max_iter, norm=l1)
-    ok = residual <= rtol * l1(u)
+    u, _, residual = _iterate_adjoint(transposed_jacobian, g, rtol, max_iter, solver, init)
+    ok = residual <= rtol
     return jnp.where(ok, u, jnp.nan), ok
-
 
 
 def adjoint_solve(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,

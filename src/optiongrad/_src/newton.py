@@ -14,7 +14,9 @@ iteration, Haarnoja et al. 2018), so they converge in a handful of steps — eac
 `soft_value_iteration(..., solver=og.solvers.Newton())` uses this as a warm start and then runs the
 ordinary fixed-point iteration from it (normally one or two sweeps), so the result, its
 convergence report and its implicit gradient are exactly those of plain iteration.
-Dense transitions only: `P_π` is formed as an `S × S` matrix.
+Dense transitions only: `P_π` is formed as an `S × S` matrix. Planning over options
+(`smdp_value_iteration`) is the same with `P^O (K, S, S)` as an MDP over options with γ inside
+(`OptionModelMDP`): `P_μ[s, s'] = Σ_o μ[s, o] P^o[s, s']`, and available options only.
 
 The implicit gradient's adjoint gets the same treatment (`DirectAdjointStart`): at `Q*` the
 adjoint equation `u = ḡ + (∂_Q T)ᵀ u` reduces to the states, `u = ḡ + π ⊙ w` with
@@ -24,7 +26,7 @@ then only confirms its tolerance.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -38,14 +40,29 @@ Array = jax.Array
 NEWTON_BACKUPS = ("logsumexp", "max")
 
 
-def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp") -> Array:
+class OptionModelMDP(NamedTuple):
+    """An SMDP's option models seen as an MDP over options for the Newton step: `rewards`
+    `R (S, K)`, `transitions` `P^O` laid out `(S, K, S)` (γ inside) and `discount` 1."""
+
+    rewards: Array
+    transitions: Array
+    discount: float = 1.0
+
+    @property
+    def num_states(self) -> int:
+        return self.rewards.shape[0]
+
+
+def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
+                mask: Optional[Array] = None) -> Array:
     """One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`.
 
-    `π` is the planner's own policy for `Q` (`backup_policy`) and the per-state bonus
-    is `m_τ(Q) − Σ_a π Q`, which is `τ H(π)` for logsumexp and 0 for max.
+    `π` is the planner's own policy for `Q` (`backup_policy`, over the available actions of
+    `mask (S, A)` if given) and the per-state bonus is `m_τ(Q) − Σ_a π Q`, which is `τ H(π)`
+    for logsumexp and 0 for max. `mdp` may be an `OptionModelMDP` (planning over options).
     """
-    policy = backup_policy(q, temperature, kind)
-    bonus = backup(q, temperature, kind) - jnp.sum(policy * q, axis=-1)
+    policy = backup_policy(q, temperature, kind, mask)
+    bonus = backup(q, temperature, kind, mask) - jnp.sum(policy * q, axis=-1)
     p_pi = policy_matrix(mdp.transitions, policy)
     r_pi = jnp.sum(policy * mdp.rewards, axis=-1) + bonus
     eye = jnp.eye(mdp.num_states, dtype=q.dtype)
@@ -54,7 +71,8 @@ def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp") -> Arr
 
 
 def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float,
-                       max_steps: int = 100) -> tuple[Array, Array]:
+                       max_steps: int = 100, mask: Optional[Array] = None
+                       ) -> tuple[Array, Array]:
     """Newton steps from `init` until `‖Q_{k+1} − Q_k‖_∞ ≤ tol`, the step stops shrinking
     within `10⁴ tol` of it (rounding floor of the linear solves, e.g. in float32) or
     `max_steps`; returns
@@ -68,25 +86,52 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
 
     def body(carry):
         k, q, delta, _ = carry
-        q_next = newton_step(mdp, q, temperature, kind)
+        q_next = newton_step(mdp, q, temperature, kind, mask)
         return k + 1, q_next, jnp.max(jnp.abs(q_next - q)), delta
 
     big = jnp.asarray(jnp.finfo(init.dtype).max, init.dtype)
     inf = jnp.asarray(jnp.inf, init.dtype)
     steps, q, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), init, big, inf))
-    return q, steps
+    return sub_solution(mdp, q, temperature, kind, mask), steps
+
+
+def sub_solution(mdp: MDP, q: Array, temperature, kind: str,
+                 mask: Optional[Array] = None) -> Array:
+    """`Q` shifted down just enough to be a sub-solution, `T(Q) ≥ Q`, so that the plain
+    sweeps that finish from it rise monotonically to the fixed point, as they do from below.
+
+    With `d = T(Q) − Q ≥ m` and `T(Q + c) = T(Q) + c P1` (`P1` the row sums of `γ P`, at most
+    `ρ < 1`), the shift `c = min(m, 0) / (1 − ρ)` gives `T(Q + c) − (Q + c) ≥ 0`. Where
+    Newton stops at the rounding floor of its solves (float32), a start slightly above the
+    fixed point can make the finishing sweeps cycle by an ulp forever when the tolerance is
+    below the values' ulp; from below they reach the float32 fixed point itself."""
+    value = backup(q, temperature, kind, mask)
+    d = mdp.rewards + mdp.discount * expectation(mdp.transitions, value) - q
+    rate = mdp.discount * jnp.max(jnp.sum(mdp.transitions, axis=-1))
+    shift = jnp.minimum(jnp.min(d), 0) / jnp.where(rate < 1, 1 - rate, jnp.inf)
+    return q + shift
+
+
+def model_of(params) -> tuple:
+    """`(mdp, τ, mask)` from a planner's params: `(mdp, τ)` of `soft_value_iteration` or
+    `(R, P^O, τ, mask)` of `smdp_value_iteration` (as an `OptionModelMDP`)."""
+    if len(params) == 2:
+        return params[0], params[1], None
+    rewards, transitions, temperature, mask = params
+    return OptionModelMDP(rewards, jnp.swapaxes(transitions, 0, 1)), temperature, mask
 
 
 class DirectAdjointStart(NamedTuple):
     """Where the implicit adjoint of a dense `Q*` starts (`fixed_point`'s `adjoint_start`):
     the exact solution of the adjoint equation reduced to the states (module docstring), from
-    one `S × S` solve. `params` are the planner's `(mdp, τ)`."""
+    one `S × S` solve. `params` are the planner's: `(mdp, τ)`, or `(R, P^O, τ, mask)` over
+    options (then `P` is `P^O` and γ is inside it)."""
 
     kind: str
 
     def __call__(self, params, q: Array, g: Array) -> Array:
-        mdp, temperature = jax.lax.stop_gradient(params)
-        policy = backup_policy(q, temperature, self.kind)
+        mdp, temperature, mask = jax.lax.stop_gradient(model_of(params))
+        policy = backup_policy(q, temperature, self.kind, mask)
         eye = jnp.eye(mdp.num_states, dtype=q.dtype)
         system = (eye - mdp.discount * policy_matrix(mdp.transitions, policy)).T
         w = jnp.linalg.solve(system, mdp.discount * push_forward(mdp.transitions, g))

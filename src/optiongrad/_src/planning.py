@@ -24,7 +24,7 @@ failure.
 from __future__ import annotations
 
 import functools
-from typing import Any, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import equinox as eqx
 import jax
@@ -36,14 +36,20 @@ from optiongrad._src.backups import BACKUPS, backup, backup_policy
 from optiongrad._src.deprecation import renamed
 from optiongrad._src.gauss_seidel import (GAUSS_SEIDEL_BACKUPS, AdjointStart,
                                            check_sparse_concrete, gauss_seidel_q, levels)
-from optiongrad._src.implicit import fixed_point
+from optiongrad._src.implicit import AdjointResult, fixed_point, fixed_point_adjoint
 from optiongrad._src.mdp import MDP
-from optiongrad._src.newton import NEWTON_BACKUPS, DirectAdjointStart, policy_iteration_q
+from optiongrad._src.newton import (
+    NEWTON_BACKUPS,
+    DirectAdjointStart,
+    model_of,
+    policy_iteration_q,
+)
 from optiongrad._src.option_models import intra_option_update
 from optiongrad._src.options import Options
 from optiongrad._src.solvers import (
     RESULTS,
     Adjoint,
+    Auto,
     FixedPointIteration,
     GaussSeidel,
     Implicit,
@@ -169,13 +175,16 @@ def soft_value_iteration(
       tol: stop when `‖Q_{k+1} − Q_k‖_∞ ≤ tol` (finite, ≥ 0); default 1e-10 (float64) /
         1e-5 (float32).
       max_iter: maximum number of sweeps (implicit adjoint).
-      solver: `og.solvers.FixedPointIteration()` (default), `og.solvers.Anderson(memory=5)`
+      solver: `og.solvers.Auto()` (default: `GaussSeidel` for sparse MDPs with a concrete
+        successor table, `Newton` for small dense ones at high γ with logsumexp, plain
+        iteration otherwise — see `Auto`), `og.solvers.FixedPointIteration()` (plain sweeps),
+        `og.solvers.Anderson(memory=5)`
         (fewer sweeps at high γ with smooth backups), or `og.solvers.Newton()` (soft policy
         iteration warm start; dense MDPs, logsumexp or max), or
         `og.solvers.GaussSeidel()` (Gauss–Seidel warm start over the states ordered by
         distance to the absorbing states; sparse MDPs with a concrete successor table,
-        logsumexp, mellowmax or max); or their names "iteration", "anderson", "newton",
-        "gauss-seidel".
+        logsumexp, mellowmax or max); or their names "auto", "iteration", "anderson",
+        "newton", "gauss-seidel".
       adjoint: `og.solvers.Implicit(...)` (default: gradients by the implicit function theorem
         at the fixed point) or `og.solvers.Unrolled(num_sweeps)` (a budget of `num_sweeps`
         sweeps, differentiated through the sweeps).
@@ -199,45 +208,109 @@ def soft_value_iteration(
     temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, shape, "(S, A)", mdp.dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
+    setup = _setup(mdp, temperature, backup, tol, solver, adjoint)
+    solver, warm_tol = setup.solver, checks.default_tol(mdp.dtype) if tol is None else tol
+    if isinstance(solver, Newton):
+        warm, _ = policy_iteration_q(mdp, temperature, backup, init, warm_tol,
+                                     max_steps=solver.max_steps)
+    elif isinstance(solver, GaussSeidel):
+        warm, _ = gauss_seidel_q(mdp, temperature, backup, warm_tol, solver.max_sweeps,
+                                 setup.order, solver.check_every)
     if isinstance(solver, (Newton, GaussSeidel)):
-        return _warm_started(mdp, temperature, backup, tol, max_iter, init, solver, adjoint,
-                             throw)
-    return _plan(bellman, (mdp, temperature), init, temperature, None, backup, tol, max_iter,
-                 solver, adjoint, throw)
+        # plain sweeps finish from the warm start, so the fixed point, report and gradient are
+        # plain iteration's; the user's init still gets its (zero, or NaN) cotangent
+        init, solver = warm + 0.0 * init, FixedPointIteration()
+    return _plan(setup.operator, setup.params, init, temperature, None, backup, tol, max_iter,
+                 solver, adjoint, throw, setup.start)
 
 
-def _warm_started(mdp, temperature, backup, tol, max_iter, init, solver, adjoint, throw):
-    """`soft_value_iteration` with a `Newton` or `GaussSeidel` warm start: the planner's plain
-    sweeps finish from it, so the fixed point, report and gradient are plain iteration's; the
-    implicit adjoint starts from the matching adjoint start (a direct solve, or ordered
-    sweeps)."""
-    allowed = NEWTON_BACKUPS if isinstance(solver, Newton) else GAUSS_SEIDEL_BACKUPS
-    if backup not in allowed or not isinstance(adjoint, Implicit):
-        raise ValueError(f"solver: {type(solver).__name__} needs backup in {allowed} and "
-                         f"the implicit adjoint, got backup={backup!r}, adjoint={adjoint!r}")
-    warm_tol = checks.default_tol(mdp.dtype) if tol is None else tol
-    operator, params = bellman, (mdp, temperature)
+class _Setup(NamedTuple):
+    """How `soft_value_iteration` solves: the Bellman operator and its params, the solver
+    (Auto resolved), the implicit adjoint's start and the Gauss–Seidel order (or None)."""
+
+    operator: Callable
+    params: tuple
+    solver: Any
+    start: Any
+    order: Any
+
+
+def _setup(mdp, temperature, backup, tol, solver, adjoint) -> _Setup:
+    """Resolve `Auto`, check the warm starts' requirements, and pick the adjoint start: a
+    direct solve after `Newton` (or plain sweeps on a small dense MDP, `Auto.direct_adjoint`),
+    ordered sweeps after `GaussSeidel`."""
+    start = None
+    if isinstance(solver, Auto):
+        auto, solver = solver, solver.choose(mdp, backup, adjoint, tol)
+        if isinstance(solver, FixedPointIteration) and auto.direct_adjoint(mdp, backup,
+                                                                          adjoint):
+            start = DirectAdjointStart(backup)
+    if not isinstance(solver, (Newton, GaussSeidel)):
+        return _Setup(bellman, (mdp, temperature), solver, start, None)
+    _check_warm_start(solver, backup, adjoint)
     if isinstance(solver, Newton):
         if mdp.is_sparse:
             raise ValueError("solver: Newton needs dense transitions (it solves S × S "
                              "systems); use GaussSeidel, FixedPointIteration or Anderson "
                              "for sparse MDPs")
-        warm, _ = policy_iteration_q(mdp, temperature, backup, init, warm_tol,
-                                     max_steps=solver.max_steps)
-        start = DirectAdjointStart(backup)
-    else:
-        check_sparse_concrete(mdp)
-        order = levels(np.asarray(mdp.transitions.next_states), solver.window)
-        warm, _ = gauss_seidel_q(mdp, temperature, backup, warm_tol, solver.max_sweeps, order,
-                                 solver.check_every)
-        rtol = checks.default_rtol(mdp.dtype) if adjoint.rtol is None else adjoint.rtol
-        start = AdjointStart(backup, order.width, order.absorbing, rtol, solver.max_sweeps,
-                             solver.check_every)
-        operator = _ordered_bellman
-        params += (jnp.asarray(order.order, jnp.int32), jnp.asarray(order.starts))
-    # the user's init still gets its (zero, or NaN) cotangent
-    return _plan(operator, params, warm + 0.0 * init, temperature, None, backup, tol, max_iter,
-                 FixedPointIteration(), adjoint, throw, start)
+        return _Setup(bellman, (mdp, temperature), solver, DirectAdjointStart(backup), None)
+    check_sparse_concrete(mdp)
+    order = levels(np.asarray(mdp.transitions.next_states), solver.window)
+    rtol = checks.default_rtol(mdp.dtype) if adjoint.rtol is None else adjoint.rtol
+    start = AdjointStart(backup, order.width, order.absorbing, rtol, solver.max_sweeps,
+                         solver.check_every)
+    params = (mdp, temperature, jnp.asarray(order.order, jnp.int32), jnp.asarray(order.starts))
+    return _Setup(_ordered_bellman, params, solver, start, order)
+
+
+def _check_warm_start(solver, backup, adjoint) -> None:
+    allowed = NEWTON_BACKUPS if isinstance(solver, Newton) else GAUSS_SEIDEL_BACKUPS
+    if backup not in allowed or not isinstance(adjoint, Implicit):
+        raise ValueError(f"solver: {type(solver).__name__} needs backup in {allowed} and "
+                         f"the implicit adjoint, got backup={backup!r}, adjoint={adjoint!r}")
+
+
+def plan_adjoint(mdp: MDP, temperature, q: Array, cotangent: Array, *,
+                 backup: str = "logsumexp", tol: Optional[float] = None,
+                 max_iter: int = 10_000, solver: SolverLike = None,
+                 adjoint: Optional[Implicit] = None) -> AdjointResult:
+    """The adjoint solve behind the implicit gradient of `soft_value_iteration`, with its
+    report: for the cotangent `ḡ (S, A)` on `Q* = q`, the solution `u` of
+    `u = ḡ + (∂_Q T)ᵀ u` (`T(Q) = r + γ P m_τ(Q)`), from the same start and by the same
+    iteration as `jax.grad` through `soft_value_iteration(mdp, temperature, backup=backup,
+    tol=tol, solver=solver, adjoint=adjoint)` uses; the reward's gradient is then `u` itself
+    (`∂_r T = I`). Use it to see what a gradient costs (`iterations`) and whether its adjoint
+    converged (`result`), like the forward's `PlanResult`.
+
+    Args:
+      mdp, temperature, backup, tol, solver, adjoint: as in `soft_value_iteration` (`adjoint`
+        an `og.solvers.Implicit`).
+      q: `(S, A)` the fixed point (`soft_value_iteration(...).q`).
+      cotangent: `(S, A)` the cotangent `ḡ = ∂L/∂Q*`.
+      max_iter: the adjoint's iteration cap when `adjoint.max_iter` is not set.
+
+    Returns:
+      `AdjointResult(value=u (S, A), iterations, residual, result)`.
+    """
+    checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
+    shape = (mdp.num_states, mdp.num_actions)
+    temperature, _, tol, max_iter, solver, adjoint = _prepare(
+        backup, temperature, tol, max_iter, None, shape, "(S, A)", mdp.dtype, False, solver,
+        adjoint, None, None, {})
+    q = checks.as_array(q, "q", dtype=mdp.dtype)
+    checks.shape(q, "q", shape, "(S, A)")
+    checks.finite(q, "q")
+    if not isinstance(adjoint, Implicit):
+        raise ValueError(f"adjoint: plan_adjoint reports the implicit adjoint, got "
+                         f"{adjoint!r:.60}")
+    cotangent = checks.as_array(cotangent, "cotangent", dtype=mdp.dtype)
+    checks.shape(cotangent, "cotangent", shape, "(S, A)")
+    setup = _setup(mdp, temperature, backup, tol, solver, adjoint)
+    forward = (FixedPointIteration() if isinstance(setup.solver, (Newton, GaussSeidel))
+               else setup.solver)
+    return fixed_point_adjoint(functools.partial(setup.operator, kind=backup), setup.params,
+                               q, cotangent, adjoint=adjoint, solver=forward,
+                               adjoint_start=setup.start, max_iter=max_iter)
 
 
 def initiation_mask(initiation, num_options: int, num_states: int) -> Optional[Array]:
@@ -284,7 +357,12 @@ def smdp_value_iteration(
         options, so `μ[s, o] = 0` outside initiation sets. Every state needs at least one
         available option.
       backup, tol, max_iter, solver, adjoint, differentiation, num_sweeps, init, throw: as in
-        `soft_value_iteration` (`solver` plain iteration or Anderson; `init` of shape (S, K)).
+        `soft_value_iteration` (`init` of shape (S, K)); `solver` is plain iteration, Anderson
+        or `Newton` (soft policy iteration over options: `P_μ = Σ_o μ[s, o] P^o[s, ·]`, one
+        `S × S` solve per step, logsumexp or max; its adjoint starts from one direct solve).
+        The default `Auto()` picks `Newton` for concrete models with the logsumexp backup
+        when `S ≤ newton_factor · log(tol (1 − ρ)) / log ρ`, `ρ` the largest row sum of `P^O`
+        (`Auto.choose_options`), plain iteration otherwise.
 
     Returns:
       `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`.
@@ -306,16 +384,29 @@ def smdp_value_iteration(
     temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, (s, k), "(S, K)", dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
+    if isinstance(solver, Auto):
+        solver = solver.choose_options(transitions, backup, adjoint, tol)
+    params, start = (rewards, transitions, temperature, mask), None
+    if isinstance(solver, Newton):  # soft policy iteration over options, then plain sweeps
+        _check_warm_start(solver, backup, adjoint)
+        warm_tol = checks.default_tol(dtype) if tol is None else tol
+        warm, _ = policy_iteration_q(model_of(params)[0], temperature, backup, init, warm_tol,
+                                     solver.max_steps, mask)
+        init, solver, start = warm + 0.0 * init, FixedPointIteration(), DirectAdjointStart(
+            backup)
     _refuse_newton(solver)
-    return _plan(smdp_bellman, (rewards, transitions, temperature, mask), init, temperature,
-                 mask, backup, tol, max_iter, solver, adjoint, throw)
+    return _plan(smdp_bellman, params, init, temperature, mask, backup, tol, max_iter, solver,
+                 adjoint, throw, start)
 
 
-def _refuse_newton(solver) -> None:
-    if isinstance(solver, (Newton, GaussSeidel)):
-        raise ValueError(f"solver: {type(solver).__name__} plans primitive MDPs only "
-                         "(soft_value_iteration); use FixedPointIteration or Anderson over "
-                         "options")
+def _refuse_newton(solver, *, intra_option: bool = False) -> None:
+    if isinstance(solver, GaussSeidel) or (intra_option and isinstance(solver, Newton)):
+        where = ("the intra-option planner forms no option models; use FixedPointIteration or "
+                 "Anderson, or smdp_value_iteration on option_models with Newton"
+                 if intra_option else
+                 "it orders a sparse MDP's states (soft_value_iteration); over options use "
+                 "Newton, FixedPointIteration or Anderson")
+        raise ValueError(f"solver: {type(solver).__name__} does not plan here: {where}")
 
 
 def intra_option_value_iteration(
@@ -364,7 +455,7 @@ def intra_option_value_iteration(
     temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, (s, k), "(S, K)", mdp.dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
-    _refuse_newton(solver)
+    _refuse_newton(solver, intra_option=True)
     params = (mdp, options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype),
               temperature, mask)
     return _plan(_intra_option_bellman, params, init, temperature, mask, backup, tol,

@@ -6,14 +6,15 @@ A fixed point `x* = f(θ, x*)` is found by a **solver** and differentiated by an
 
 | object | what it does |
 |---|---|
-| `FixedPointIteration(check_every=1)` | `x_{k+1} = f(x_k)` (the default); the stopping rule tested every `check_every` sweeps |
+| `Auto(newton_factor=0.5)` | the default: `GaussSeidel` for sparse MDPs, `Newton` for small dense ones at high γ, plain iteration otherwise (`Auto.choose`) |
+| `FixedPointIteration(check_every=1)` | `x_{k+1} = f(x_k)`; the stopping rule tested every `check_every` sweeps |
 | `Anderson(memory=5)` | safeguarded type-II Anderson mixing of the last `memory` iterates (Walker & Ni 2011), finished by plain iteration if it stalls |
 | `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max), then plain sweeps to the tolerance; `soft_value_iteration` only |
 | `GaussSeidel(window=512, check_every=4)` | Gauss–Seidel sweeps over the states ordered by distance to the absorbing states, from a median-shifted start, then plain sweeps to the tolerance; sparse MDPs, `soft_value_iteration` only |
 | `Implicit(rtol, max_iter, solver)` | gradient by the implicit function theorem at `x*`: the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is iterated by `solver` (default: the forward solver, or plain iteration after Newton) |
 | `Unrolled(num_sweeps)` | exactly `num_sweeps` sweeps in a `lax.scan`, differentiated through them (a fixed planning budget) |
 
-The old spellings stay: `solver="iteration" | "anderson" | "newton"`,
+The old spellings stay: `solver="auto" | "iteration" | "anderson" | "newton" | "gauss-seidel"`,
 `differentiation="implicit" | "unrolled"` with `num_sweeps=N`, and `adjoint_rtol=`,
 `adjoint_max_iter=` (deprecated); `resolve` turns them into objects and refuses conflicts.
 
@@ -36,14 +37,18 @@ arrays return NaN, and with `throw=True` it raises a `RuntimeError` naming the c
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from typing import Callable, Optional, Union
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optiongrad._src import checks
+from optiongrad._src.gauss_seidel import GAUSS_SEIDEL_BACKUPS
+from optiongrad._src.newton import NEWTON_BACKUPS
 
 Array = jax.Array
 
@@ -240,10 +245,100 @@ class GaussSeidel:
                            checks.iterations(self.max_sweeps, "max_sweeps"))
 
 
+@dataclasses.dataclass(frozen=True)
+class Auto:
+    """The default solver: picks one of the others for the problem at hand (`choose`).
+
+    For `soft_value_iteration` with the implicit adjoint:
+
+    * **sparse** transitions with a concrete successor table (the MDP is not a `jit`/`vmap`
+      argument) and a logsumexp, mellowmax or max backup → `GaussSeidel()`;
+    * **dense** transitions, the logsumexp backup, a concrete discount and
+      `S ≤ newton_factor · n`, where `n = log(tol (1 − γ)) / log γ` is the number of plain
+      sweeps the γ-rate tail needs → `Newton()`. A Newton step costs one `S × S` solve,
+      `O(S³)`, a plain sweep `O(S² A)`; measured on this project's CPU runs, Newton's seven or
+      so steps beat the plain sweeps up to about `S ≈ 0.5 n` (README, "Choosing a solver").
+      With the max backup plain iteration needs only as many sweeps as the goal is far away
+      on deterministic tasks, so it stays plain;
+    * otherwise → `FixedPointIteration()`, whose implicit adjoint on a small dense MDP starts
+      from one direct solve (`direct_adjoint`).
+
+    `smdp_value_iteration` applies the dense rule to the option models (`choose_options`);
+    every other fixed point (`intra_option_value_iteration`, `fixed_point`, the evaluations)
+    → `FixedPointIteration()`. The pick never changes the
+    fixed point, the stopping rule or the gradient: every solver finishes with plain sweeps.
+
+    Attributes:
+      newton_factor: Newton plans dense MDPs of at most `newton_factor · n` states
+        (default 0.5; 0 never picks Newton).
+    """
+
+    newton_factor: float = 0.5
+
+    def __post_init__(self):
+        object.__setattr__(self, "newton_factor",
+                           checks.number(self.newton_factor, "newton_factor", low=0.0))
+
+    def choose(self, mdp=None, backup: str = "logsumexp",
+               adjoint: Optional["Adjoint"] = None, tol: Optional[float] = None) -> "Solver":
+        """The solver `soft_value_iteration(mdp, backup=backup, adjoint=adjoint, tol=tol)`
+        uses (`mdp=None`: any other fixed point, i.e. plain iteration)."""
+        if mdp is None or not isinstance(adjoint or Implicit(), Implicit):
+            return FixedPointIteration()
+        if mdp.is_sparse:
+            if (backup in GAUSS_SEIDEL_BACKUPS
+                    and checks.is_concrete(mdp.transitions.next_states)):
+                return GaussSeidel()
+        elif backup == "logsumexp" and checks.is_concrete(mdp.discount):
+            gamma = float(mdp.discount)
+            tol = (checks.default_tol(mdp.dtype) if tol is None else tol) * (1 - gamma)
+            if mdp.num_states <= self.newton_factor * _sweeps(gamma, tol):
+                return Newton()
+        return FixedPointIteration()
+
+    def choose_options(self, transitions, backup: str = "logsumexp",
+                       adjoint: Optional["Adjoint"] = None,
+                       tol: Optional[float] = None) -> "Solver":
+        """The solver `smdp_value_iteration` uses for option models `P^O (K, S, S)`: `Newton`
+        under the rule of `choose` for dense MDPs, with the largest row sum `ρ` of `P^O` (at
+        most γ) as the rate, when the models are concrete and the backup is logsumexp; plain
+        iteration otherwise (e.g. models that depend on traced option parameters)."""
+        if (backup != "logsumexp" or not isinstance(adjoint or Implicit(), Implicit)
+                or not checks.is_concrete(transitions)):
+            return FixedPointIteration()
+        p = np.asarray(transitions)
+        rho = float(p.sum(-1).max()) if p.size else 0.0
+        tol = (checks.default_tol(p.dtype) if tol is None else tol) * (1 - rho)
+        if p.shape[-1] <= self.newton_factor * _sweeps(rho, tol):
+            return Newton()
+        return FixedPointIteration()
+
+    def direct_adjoint(self, mdp, backup: str = "logsumexp",
+                       adjoint: Optional["Adjoint"] = None) -> bool:
+        """Whether the implicit adjoint of plain iteration on `mdp` starts from one direct
+        `S × S` solve (`newton.DirectAdjointStart`): for dense MDPs with the logsumexp or max
+        backup, a concrete discount and `S ≤ 7 · newton_factor · n`, where
+        `n = log(rtol) / log γ` is the number of adjoint iterations the γ-rate needs (one
+        solve where Newton's forward makes about seven). With the max backup the forward
+        needs only the goal's distance in sweeps, but the adjoint's mass sits in the absorbing
+        goal and decays by γ per iteration, so this start is what makes its gradient cheap."""
+        if (mdp is None or mdp.is_sparse or backup not in NEWTON_BACKUPS
+                or not isinstance(adjoint or Implicit(), Implicit)
+                or not checks.is_concrete(mdp.discount)):
+            return False
+        rtol = getattr(adjoint, "rtol", None) or checks.default_rtol(mdp.dtype)
+        return mdp.num_states <= 7 * self.newton_factor * _sweeps(float(mdp.discount), rtol)
+
+
+def _sweeps(gamma: float, tol: float) -> float:
+    """`log(tol) / log γ`: the sweeps a γ-rate iteration needs to shrink its error by `tol`."""
+    return math.log(max(tol, 1e-300)) / math.log(gamma) if 0 < gamma < 1 else 0.0
+
+
 Solver = Union[FixedPointIteration, Anderson, Newton, GaussSeidel]
-SolverLike = Union[Solver, str, None]
-SOLVER_NAMES = {"iteration": FixedPointIteration, "anderson": Anderson, "newton": Newton,
-                "gauss-seidel": GaussSeidel}
+SolverLike = Union[Solver, Auto, str, None]
+SOLVER_NAMES = {"auto": Auto, "iteration": FixedPointIteration, "anderson": Anderson,
+                "newton": Newton, "gauss-seidel": GaussSeidel}
 
 
 # -- adjoints -----------------------------------------------------------------------------------
@@ -315,11 +410,11 @@ def resolve(solver: SolverLike = None, adjoint: Optional[Adjoint] = None, *,
                       "adjoint=og.solvers.Implicit(rtol=..., max_iter=...) or "
                       "solver=og.solvers.Anderson(memory=...)", DeprecationWarning, stacklevel=3)
     if solver is None:
-        solver = FixedPointIteration()
+        solver = Auto()
     elif isinstance(solver, str):
         checks.choice(solver, "solver", tuple(SOLVER_NAMES))
         solver = SOLVER_NAMES[solver]()
-    elif not isinstance(solver, (FixedPointIteration, Anderson, Newton, GaussSeidel)):
+    elif not isinstance(solver, (Auto, FixedPointIteration, Anderson, Newton, GaussSeidel)):
         raise ValueError(f"solver: expected a name in {tuple(SOLVER_NAMES)} or an "
                          f"og.solvers object, got {solver!r:.60}")
     if "memory" in given:
