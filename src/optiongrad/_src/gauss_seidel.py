@@ -52,6 +52,9 @@ from optiongrad._src.transitions import SparseTransitions, expectation
 
 Array = jax.Array
 
+MAX_RATE = 0.99
+"""The largest per-block rate whose geometric tail the adjoint start extrapolates."""
+
 GAUSS_SEIDEL_BACKUPS = ("logsumexp", "mellowmax", "max")
 """The backups a Gauss–Seidel warm start supports: non-expansions that commute with adding a
 constant (`boltzmann` is neither)."""
@@ -179,8 +182,16 @@ class AdjointStart(NamedTuple):
     `w[s']` is gathered from the states that lead to `s'` (the `sources` table). Each sweep
     solves every state's own equation for its own unknown (the diagonal, e.g. an absorbing
     state's self-loop, divided out), window by window, far states first, until
-    `‖w_{k+1} − w_k‖_1 ≤ rtol ‖w_{k+1}‖_1`. The result only starts the plain adjoint
-    iteration, so the gradient is the implicit gradient of plain iteration. `params` of the
+    `‖w_{k+1} − w_k‖_1 ≤ rtol ‖w_{k+1}‖_1`, `check_every` sweeps at a time.
+
+    Where the policy is nearly uniform (far from the goal, where neighbouring values differ by
+    less than τ) the visits diffuse, and the sweeps' steps `δ_k` shrink geometrically at a
+    rate close to 1 (≈ 0.955 per sweep on a 100×100 grid at τ = 0.01). After each block the
+    tail is extrapolated (Aitken's δ² process applied to the block's dominant mode):
+    `λ = ⟨δ_k, δ_{k−1}⟩ / ‖δ_{k−1}‖²` and `w ← w + λ/(1 − λ) δ_k` when `0 < λ < 0.99`; this
+    cut the adjoint's time 2.3–3.2× on 100×100 and 300×300 grids (README). The result only
+    starts the plain adjoint iteration, so the gradient is the implicit gradient of plain
+    iteration. `params` of the
     planner are `(mdp, τ, order, starts)`, the last two from `levels`.
     """
 
@@ -226,17 +237,24 @@ class AdjointStart(NamedTuple):
             return update(w, s - self.absorbing, self.absorbing) if self.absorbing else w
 
         def cond(carry):
-            k, _, change, size = carry
+            k, _, change, size, _ = carry
             return (k < self.max_sweeps) & (change > self.rtol * size)
 
         def body(carry):
-            k, w, _, _ = carry
+            k, w, _, _, previous = carry
             new = jax.lax.fori_loop(0, self.check_every, sweep, w)
-            return (k + self.check_every, new, jnp.sum(jnp.abs(new - w)),
-                    jnp.sum(jnp.abs(new)))
+            step = new - w
+            # the geometric tail: steps shrinking by λ add up to λ/(1 − λ) times the last one
+            rate = jnp.vdot(step, previous) / jnp.maximum(jnp.vdot(previous, previous),
+                                                         jnp.finfo(g.dtype).tiny)
+            usable = (rate > 0) & (rate < MAX_RATE)
+            extrapolated = new + jnp.where(usable, rate / (1 - rate), 0.0) * step
+            return (k + self.check_every, extrapolated, jnp.sum(jnp.abs(step)),
+                    jnp.sum(jnp.abs(new)), step)
 
         inf = jnp.asarray(jnp.inf, g.dtype)
-        _, w, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), c, inf, jnp.zeros_like(inf)))
+        _, w, _, _, _ = jax.lax.while_loop(
+            cond, body, (jnp.int32(0), c, inf, jnp.zeros_like(inf), jnp.zeros_like(c)))
         return g + pi * w[rank][:, None]
 
 
