@@ -139,9 +139,14 @@ def test_gauss_seidel_refuses_what_it_cannot_do():
         og.soft_value_iteration(sparse, 0.1, solver=gs, adjoint=og.solvers.Unrolled(3))
     with pytest.raises(ValueError, match="solver.*concrete"):
         jax.jit(lambda m: og.soft_value_iteration(m, 0.1, solver=gs).q)(sparse)
+    options = og.discovery.random_options(jax.random.key(0), sparse, 2)
+    with pytest.raises(ValueError, match="solver.*sparse"):
+        og.intra_option_value_iteration(dense, options, 0.1, solver=gs)
+    with pytest.raises(ValueError, match="solver.*backup"):
+        og.intra_option_value_iteration(sparse, options, 0.1, backup="boltzmann", solver=gs)
     with pytest.raises(ValueError, match="solver.*does not plan here"):
-        options = og.discovery.random_options(jax.random.key(0), sparse, 2)
-        og.intra_option_value_iteration(sparse, options, 0.1, solver=gs)
+        rewards, transitions = og.option_models(dense, options)
+        og.smdp_value_iteration(rewards, transitions, 0.1, solver=gs)
     for bad in ({"window": 0}, {"check_every": 1.5}, {"max_sweeps": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             og.solvers.GaussSeidel(**bad)
@@ -180,3 +185,38 @@ def test_adjoint_start_solves_the_adjoint_equation(backup, tau):
     start = AdjointStart(backup, order.width, order.absorbing, 1e-10, 10_000, 4)
     u = start((mdp, jnp.asarray(tau), jnp.asarray(order.order), jnp.asarray(order.starts)), q, g)
     np.testing.assert_allclose(u, expected, rtol=1e-7, atol=1e-7 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("backup,tau", [("logsumexp", 0.1), ("max", 0.0), ("mellowmax", 0.1)])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
+def test_intra_option_planner_with_gauss_seidel_reaches_plain_iterations_fixed_point(
+        backup, tau, dtype):
+    """Gauss–Seidel over the rows of `Q_O` (hallway options and primitives, slip 0.1, with
+    initiation sets): the fixed point and the gradient of plain intra-option iteration, and
+    the equal SMDP fixed point on the option models."""
+    grid = og.gridworld.four_rooms(slip=0.1)
+    mdp = og.gridworld.goal_task(grid, 40, 0.99, sparse=True, dtype=dtype)
+    options = og.with_primitives(og.gridworld.hallway_options(grid))
+    options = og.Options(options.policy.astype(dtype), options.termination.astype(dtype),
+                         options.initiation)
+    tol = 1e-12 if dtype == jnp.float64 else 1e-5
+
+    def plan(termination, solver):
+        return og.intra_option_value_iteration(
+            mdp, og.Options(options.policy, termination, options.initiation), tau,
+            backup=backup, tol=tol, max_iter=100_000, solver=solver)
+
+    fast, plain = plan(options.termination, "gauss-seidel"), plan(options.termination, None)
+    assert bool(fast.converged) and int(fast.iterations) <= 2 < int(plain.iterations)
+    bound = 0.99 * tol / (1 - 0.99) * (1 if dtype == jnp.float64 else 20)
+    np.testing.assert_allclose(fast.q, plain.q, atol=bound)
+    if dtype == jnp.float64:
+        rewards, transitions = og.option_models(mdp, options)
+        smdp = og.smdp_value_iteration(rewards, transitions, tau, backup=backup, tol=tol,
+                                       initiation=options.initiation)
+        np.testing.assert_allclose(fast.q, smdp.q, atol=1e-8)
+        weights = jax.random.uniform(jax.random.key(0), fast.q.shape, dtype)
+        grads = [jax.grad(lambda b: jnp.sum(weights * plan(b, s).q))(options.termination)
+                 for s in ("gauss-seidel", "iteration")]
+        np.testing.assert_allclose(grads[0], grads[1], rtol=1e-7,
+                                   atol=1e-7 * float(jnp.max(jnp.abs(grads[1]))))

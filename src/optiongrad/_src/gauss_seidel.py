@@ -171,6 +171,94 @@ def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str
     return mdp.rewards + gamma * expectation(mdp.transitions, v), k
 
 
+def gauss_seidel_options(mdp: MDP, policy: Array, termination: Array, temperature, kind: str,
+                         mask, tol: float, max_sweeps: int, plan: Levels,
+                         check_every: int) -> tuple[Array, Array]:
+    """The same warm start for the intra-option Bellman equation (`intra_option_update`):
+    `(Q_O (S, K), Gauss–Seidel sweeps)`. Rows of `Q_O` are updated window by window in the
+    order `plan`, reading the rows just written; `V = m_τ(Q_O)` over the available options
+    (`mask (S, K)`) is formed for the successors each window reads. The absorbing states'
+    rows (a `K`-dimensional fixed point of their own) are solved first by plain sweeps to
+    `tol / 10`; the rest starts at `T(0) + γ/(1 − γ) · median m_τ(T(0))` and stops on the span
+    of `T(Q) − Q` with the lower-bound shift `min(T(Q) − Q)/(1 − γ)` (`T(Q + c) = T(Q) + γc`
+    holds here too), so the finishing intra-option sweeps rise to the fixed point. Not
+    differentiated."""
+    mdp, policy, termination, temperature = jax.lax.stop_gradient(
+        (mdp, policy, termination, temperature))
+    return _options_warm_start(mdp, policy, termination, temperature, mask,
+                               jnp.asarray(plan.order, jnp.int32), jnp.asarray(plan.starts),
+                               kind=kind, tol=tol, max_sweeps=max_sweeps, width=plan.width,
+                               absorbing=plan.absorbing, check_every=check_every)
+
+
+@functools.partial(jax.jit, static_argnames=("kind", "tol", "max_sweeps", "width", "absorbing",
+                                             "check_every"))
+def _options_warm_start(mdp, policy, termination, temperature, mask, order, starts, *,
+                        kind: str, tol: float, max_sweeps: int, width: int, absorbing: int,
+                        check_every: int):
+    s, p, gamma = mdp.num_states, mdp.transitions, mdp.discount
+    rank = _rank(order)
+    nxt, probs, rewards = rank[p.next_states[order]], p.probs[order], mdp.rewards[order]
+    pol, beta = jnp.swapaxes(policy, 0, 1)[order], termination.T[order]     # (S, K, A), (S, K)
+    avail = None if mask is None else mask[order]
+
+    def one_step(rows, q):  # intra_option_update on the rows given (permuted numbering)
+        nxt_w, probs_w, rewards_w, pol_w = rows
+        q_next = q[nxt_w]                                                 # (W, A, B, K)
+        v_next = backup(q_next, temperature, kind, None if avail is None else avail[nxt_w])
+        b = beta[nxt_w]
+        u = b * v_next[..., None] + (1 - b) * q_next
+        target = rewards_w[..., None] + gamma * jnp.sum(probs_w[..., None] * u, axis=2)
+        return jnp.einsum("wka,wak->wk", pol_w, target)
+
+    every = (nxt, probs, rewards, pol)
+
+    def values(q):
+        return one_step(every, q)
+
+    def window(at, size, q):
+        rows = tuple(jax.lax.dynamic_slice_in_dim(x, at, size) for x in every)
+        return jax.lax.dynamic_update_slice_in_dim(q, one_step(rows, q), at, 0)
+
+    def sweep(_, q):
+        return jax.lax.fori_loop(0, starts.shape[0], lambda i, q: window(starts[i], width, q), q)
+
+    q0 = values(jnp.zeros((s, pol.shape[1]), rewards.dtype))
+    sample = jax.lax.optimization_barrier(
+        backup(q0, temperature, kind, avail)[::max(1, s // 8192)])
+    q0 = q0 + gamma / (1 - gamma) * jnp.median(sample)
+    if absorbing:  # their own fixed point (they read only themselves), by plain sweeps
+        def absorbing_cond(carry):
+            k, _, change = carry
+            return (k < max_sweeps) & (change > tol / 10)
+
+        def absorbing_body(carry):
+            k, q, _ = carry
+            new = window(0, absorbing, q)
+            return k + 1, new, jnp.max(jnp.abs(new[:absorbing] - q[:absorbing]))
+
+        q0 = q0.at[:absorbing].set(0.0)
+        _, q0, _ = jax.lax.while_loop(absorbing_cond, absorbing_body,
+                                      (jnp.int32(0), q0, jnp.asarray(jnp.inf, q0.dtype)))
+    inf = jnp.asarray(jnp.inf, q0.dtype)
+
+    def cond(carry):
+        k, _, span, _, stalled = carry
+        return (k < max_sweeps) & (span > tol) & (stalled < 4)
+
+    def body(carry):
+        k, q, _, best, stalled = carry
+        q = jax.lax.fori_loop(0, check_every, sweep, q)
+        d = values(q) - q
+        span = jnp.max(d) - jnp.min(d)
+        stalled = jnp.where(span < best, 0, stalled + 1)
+        return k + check_every, q, span, jnp.minimum(span, best), stalled
+
+    k, q, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), q0, inf, inf, jnp.int32(0)))
+    q = q + jnp.min(values(q) - q) / (1 - gamma)  # a sub-solution
+    return q[rank], k
+
+
 class AdjointStart(NamedTuple):
     """Where the implicit adjoint of a Gauss–Seidel-planned `Q*` starts (`fixed_point`'s
     `adjoint_start`): ordered Gauss–Seidel sweeps on the adjoint equation, in the reverse

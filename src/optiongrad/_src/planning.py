@@ -34,8 +34,14 @@ import numpy as np
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS, backup, backup_policy
 from optiongrad._src.deprecation import renamed
-from optiongrad._src.gauss_seidel import (GAUSS_SEIDEL_BACKUPS, AdjointStart,
-                                           check_sparse_concrete, gauss_seidel_q, levels)
+from optiongrad._src.gauss_seidel import (
+    GAUSS_SEIDEL_BACKUPS,
+    AdjointStart,
+    check_sparse_concrete,
+    gauss_seidel_options,
+    gauss_seidel_q,
+    levels,
+)
 from optiongrad._src.implicit import AdjointResult, fixed_point, fixed_point_adjoint
 from optiongrad._src.mdp import MDP
 from optiongrad._src.newton import (
@@ -400,10 +406,10 @@ def smdp_value_iteration(
 
 
 def _refuse_newton(solver, *, intra_option: bool = False) -> None:
-    if isinstance(solver, GaussSeidel) or (intra_option and isinstance(solver, Newton)):
-        where = ("the intra-option planner forms no option models; use FixedPointIteration or "
-                 "Anderson, or smdp_value_iteration on option_models with Newton"
-                 if intra_option else
+    if isinstance(solver, Newton if intra_option else GaussSeidel):
+        where = ("the intra-option planner forms no option models; use GaussSeidel, "
+                 "FixedPointIteration or Anderson, or smdp_value_iteration on option_models "
+                 "with Newton" if intra_option else
                  "it orders a sparse MDP's states (soft_value_iteration); over options use "
                  "Newton, FixedPointIteration or Anderson")
         raise ValueError(f"solver: {type(solver).__name__} does not plan here: {where}")
@@ -440,8 +446,13 @@ def intra_option_value_iteration(
       options: `Options` with policies `(K, S, A)`, terminations `(K, S)` and optional
         initiation sets (an option is chosen only where available; once running it continues
         anywhere).
-      temperature, backup, tol, max_iter, solver, adjoint, …: as in `soft_value_iteration`
-        (`solver` plain iteration or Anderson).
+      temperature, backup, tol, max_iter, solver, adjoint, …: as in `soft_value_iteration`;
+        `solver` plain iteration, Anderson or `GaussSeidel` (sparse MDPs with a concrete
+        successor table: rows of `Q_O` updated in the order of the states' distance to the
+        absorbing states, `gauss_seidel.gauss_seidel_options`, then plain intra-option sweeps).
+        The default `Auto()` is plain iteration here: with hallway options and primitives
+        (γ = 0.99, float32) `GaussSeidel` took 0.64×, 1.16× and 0.77× plain iteration's time
+        on four, nine and twenty-five rooms at τ = 0.01, but 1.7×, 3.4× and 2.5× at τ = 0.1.
 
     Returns:
       `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`; differentiable in the MDP, the
@@ -455,9 +466,19 @@ def intra_option_value_iteration(
     temperature, init, tol, max_iter, solver, adjoint = _prepare(
         backup, temperature, tol, max_iter, init, (s, k), "(S, K)", mdp.dtype, throw, solver,
         adjoint, differentiation, num_sweeps, deprecated)
+    if isinstance(solver, Auto):  # plain sweeps: GaussSeidel wins here only at small τ
+        solver = solver.choose()
     _refuse_newton(solver, intra_option=True)
     params = (mdp, options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype),
               temperature, mask)
+    if isinstance(solver, GaussSeidel):  # a Gauss–Seidel warm start, then plain sweeps
+        _check_warm_start(solver, backup, adjoint)
+        check_sparse_concrete(mdp)
+        warm, _ = gauss_seidel_options(
+            mdp, *params[1:4], backup, mask,
+            checks.default_tol(mdp.dtype) if tol is None else tol, solver.max_sweeps,
+            levels(np.asarray(mdp.transitions.next_states), solver.window), solver.check_every)
+        init, solver = warm + 0.0 * init, FixedPointIteration()
     return _plan(_intra_option_bellman, params, init, temperature, mask, backup, tol,
                  max_iter, solver, adjoint, throw)
 
