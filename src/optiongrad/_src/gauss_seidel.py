@@ -148,27 +148,33 @@ def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str
     # when the MDP is a constant of the program (folding the sort takes seconds)
     sample = jax.lax.optimization_barrier(f0[::max(1, s // 8192)])
     v0 = (f0 + gamma / (1 - gamma) * jnp.median(sample)).at[:absorbing].set(exact)
-    inf = jnp.asarray(jnp.inf, v0.dtype)
+    v, k = _sweep_to_span(values, sweep, v0, gamma, tol, max_sweeps, check_every)
+    v = v[_rank(order)]  # back to the MDP's numbering
+    return mdp.rewards + gamma * expectation(mdp.transitions, v), k
+
+
+def _sweep_to_span(values, sweep, x0, gamma, tol: float, max_sweeps: int, check_every: int):
+    """Gauss–Seidel `sweep`s from `x0`, `check_every` at a time, until the span of the
+    residual `d = values(x) − x` is at most `tol`, then the lower-bound shift
+    `x + min d / (1 − γ)` (a sub-solution, module docstring); returns `(x, sweeps)`."""
+    inf = jnp.asarray(jnp.inf, x0.dtype)
 
     def cond(carry):
         k, _, span, _, stalled = carry
         return (k < max_sweeps) & (span > tol) & (stalled < 4)
 
     def body(carry):
-        k, v, _, best, stalled = carry
-        v = jax.lax.fori_loop(0, check_every, sweep, v)
-        d = values(v) - v
+        k, x, _, best, stalled = carry
+        x = jax.lax.fori_loop(0, check_every, sweep, x)
+        d = values(x) - x
         span = jnp.max(d) - jnp.min(d)
         # rounding can keep the span above `tol` (float32, large values): stop when it has
         # not improved for four checks; the finishing sweeps then report what was reached
         stalled = jnp.where(span < best, 0, stalled + 1)
-        return k + check_every, v, span, jnp.minimum(span, best), stalled
+        return k + check_every, x, span, jnp.minimum(span, best), stalled
 
-    k, v, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), v0, inf, inf, jnp.int32(0)))
-    d = values(v) - v
-    v = v + jnp.min(d) / (1 - gamma)  # a sub-solution: F(V) ≥ V (module docstring)
-    v = v[_rank(order)]  # back to the MDP's numbering
-    return mdp.rewards + gamma * expectation(mdp.transitions, v), k
+    k, x, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), x0, inf, inf, jnp.int32(0)))
+    return x + jnp.min(values(x) - x) / (1 - gamma), k
 
 
 def gauss_seidel_options(mdp: MDP, policy: Array, termination: Array, temperature, kind: str,
@@ -240,22 +246,7 @@ def _options_warm_start(mdp, policy, termination, temperature, mask, order, star
         q0 = q0.at[:absorbing].set(0.0)
         _, q0, _ = jax.lax.while_loop(absorbing_cond, absorbing_body,
                                       (jnp.int32(0), q0, jnp.asarray(jnp.inf, q0.dtype)))
-    inf = jnp.asarray(jnp.inf, q0.dtype)
-
-    def cond(carry):
-        k, _, span, _, stalled = carry
-        return (k < max_sweeps) & (span > tol) & (stalled < 4)
-
-    def body(carry):
-        k, q, _, best, stalled = carry
-        q = jax.lax.fori_loop(0, check_every, sweep, q)
-        d = values(q) - q
-        span = jnp.max(d) - jnp.min(d)
-        stalled = jnp.where(span < best, 0, stalled + 1)
-        return k + check_every, q, span, jnp.minimum(span, best), stalled
-
-    k, q, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), q0, inf, inf, jnp.int32(0)))
-    q = q + jnp.min(values(q) - q) / (1 - gamma)  # a sub-solution
+    q, k = _sweep_to_span(values, sweep, q0, gamma, tol, max_sweeps, check_every)
     return q[rank], k
 
 
