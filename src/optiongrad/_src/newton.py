@@ -26,6 +26,7 @@ then only confirms its tolerance.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Optional
 
 import jax
@@ -70,13 +71,15 @@ def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
     return mdp.rewards + mdp.discount * expectation(mdp.transitions, v)
 
 
+@functools.partial(jax.jit, static_argnames=("kind", "tol", "max_steps"))
 def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float,
                        max_steps: int = 100, mask: Optional[Array] = None
                        ) -> tuple[Array, Array]:
     """Newton steps from `init` until `‖Q_{k+1} − Q_k‖_∞ ≤ tol`, the step stops shrinking
     within `10⁴ tol` of it (rounding floor of the linear solves, e.g. in float32) or
     `max_steps`; returns
-    `(Q, steps)`. Not differentiated (used as a warm start)."""
+    `(Q, steps)`, `Q` shifted to a sub-solution (`sub_solution`). Not differentiated (used as
+    a warm start); compiled once per shape and setting (eager planners call it every time)."""
     mdp, temperature, init = jax.lax.stop_gradient((mdp, temperature, init))
 
     def cond(carry):
