@@ -23,13 +23,14 @@ This warm start removes both (Bertsekas & Tsitsiklis, *Parallel and Distributed 
 * **Start and stop.** From `V_0 = F(0) + γ/(1 − γ) · median(F(0))` — most states are far
   from any goal, and this puts their constant entropy tail at its limit at once — sweeps run
   until the *span* of the residual `d = F(V) − V` (max − min) is at most `tol`, and the
-  result is shifted by `c = min d / (1 − γ)`: `F(V + c) − (V + c) = d − (1 − γ)c` then lies in
-  `[0, span]`, MacQueen–Porteus's lower bound. The span converges faster than the residual
-  itself because the constant part of the error no longer counts; the lower bound (rather
-  than the midpoint, whose residual is within `±span/2`) makes the start a sub-solution,
-  `F(V) ≥ V`, from which the finishing sweeps rise monotonically as they do from zero — in
-  float32 with a tolerance below the values' ulp (γ = 0.999, values ≈ 140) a start above the
-  fixed point can leave them cycling by an ulp forever.
+  result is shifted by `c = (max d + min d) / (2 (1 − γ))`: `F(V + c) − (V + c) = d − (1 − γ)c`
+  then lies within `±span/2`, the MacQueen–Porteus midpoint. The span converges faster than
+  the residual itself because the constant part of the error no longer counts. Where
+  rounding stalls the span above `tol` (float32 with a tolerance below the values' ulp, e.g.
+  γ = 0.999 and values ≈ 140), the shift is the lower bound `c = min d / (1 − γ)` instead:
+  then `F(V) ≥ V`, a sub-solution from which the finishing sweeps rise monotonically to the
+  float32 fixed point, as they do from zero, where from the midpoint they can cycle by an ulp
+  forever.
 
 The planner then finishes with ordinary sweeps from `Q_0 = r + γ P V` (usually one), so its
 result, stopping rule, report and implicit gradient are exactly those of plain iteration.
@@ -156,8 +157,8 @@ def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str
 
 def _sweep_to_span(values, sweep, x0, gamma, tol: float, max_sweeps: int, check_every: int):
     """Gauss–Seidel `sweep`s from `x0`, `check_every` at a time, until the span of the
-    residual `d = values(x) − x` is at most `tol`, then the lower-bound shift
-    `x + min d / (1 − γ)` (a sub-solution, module docstring); returns `(x, sweeps)`."""
+    residual `d = values(x) − x` is at most `tol` (or stops improving), then the
+    MacQueen–Porteus shift (module docstring); returns `(x, sweeps)`."""
     inf = jnp.asarray(jnp.inf, x0.dtype)
 
     def cond(carry):
@@ -174,8 +175,15 @@ def _sweep_to_span(values, sweep, x0, gamma, tol: float, max_sweeps: int, check_
         stalled = jnp.where(span < best, 0, stalled + 1)
         return k + check_every, x, span, jnp.minimum(span, best), stalled
 
-    k, x, _, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), x0, inf, inf, jnp.int32(0)))
-    return x + jnp.min(values(x) - x) / (1 - gamma), k
+    k, x, span, _, _ = jax.lax.while_loop(cond, body,
+                                          (jnp.int32(0), x0, inf, inf, jnp.int32(0)))
+    d = values(x) - x
+    low, high = jnp.min(d), jnp.max(d)
+    # the midpoint where the span met tol (the residual is then within ±tol/2), the lower
+    # bound where rounding stalled the sweeps above it (a sub-solution: the finishing sweeps
+    # rise to the float32 fixed point instead of cycling by an ulp around it)
+    shift = jnp.where(high - low <= tol, (low + high) / 2, low)
+    return x + shift / (1 - gamma), k
 
 
 def gauss_seidel_options(mdp: MDP, policy: Array, termination: Array, temperature, kind: str,

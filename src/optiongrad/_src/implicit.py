@@ -331,9 +331,16 @@ def fixed_point_adjoint(operator: Callable[[PyTree, Array], Array], params: PyTr
     rtol = checks.default_rtol(dtype) if adjoint.rtol is None else float(adjoint.rtol)
     iterate = adjoint.solver or (solver if isinstance(solver, (Anderson, FixedPointIteration))
                                  else FixedPointIteration())
+    return _adjoint_compiled(operator, params, x, cotangent, rtol,
+                             int(adjoint.max_iter or checks.iterations(max_iter, "max_iter")),
+                             iterate, adjoint_start)
+
+
+@eqx.filter_jit
+def _adjoint_compiled(operator, params, x, cotangent, rtol, max_iter, solver, adjoint_start):
+    """`_adjoint` compiled once per operator, shapes and settings (not on every eager call)."""
     start = None if adjoint_start is None else functools.partial(adjoint_start, params)
-    return _adjoint(functools.partial(operator, params), x, cotangent, rtol,
-                    int(adjoint.max_iter or checks.iterations(max_iter, "max_iter")), iterate,
+    return _adjoint(functools.partial(operator, params), x, cotangent, rtol, max_iter, solver,
                     start)
 
 

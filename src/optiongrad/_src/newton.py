@@ -95,13 +95,15 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
     big = jnp.asarray(jnp.finfo(init.dtype).max, init.dtype)
     inf = jnp.asarray(jnp.inf, init.dtype)
     steps, q, _, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), init, big, inf))
-    return sub_solution(mdp, q, temperature, kind, mask), steps
+    return sub_solution(mdp, q, temperature, kind, tol, mask), steps
 
 
-def sub_solution(mdp: MDP, q: Array, temperature, kind: str,
+def sub_solution(mdp: MDP, q: Array, temperature, kind: str, tol: float,
                  mask: Optional[Array] = None) -> Array:
-    """`Q` shifted down just enough to be a sub-solution, `T(Q) ≥ Q`, so that the plain
-    sweeps that finish from it rise monotonically to the fixed point, as they do from below.
+    """`Q` as it is if its residual `‖T(Q) − Q‖_∞` meets `tol` (plain iteration confirms it in
+    one sweep); otherwise shifted down just enough to be a sub-solution, `T(Q) ≥ Q`, so that
+    the plain sweeps that finish from it rise monotonically to the fixed point, as they do
+    from below.
 
     With `d = T(Q) − Q ≥ m` and `T(Q + c) = T(Q) + c P1` (`P1` the row sums of `γ P`, at most
     `ρ < 1`), the shift `c = min(m, 0) / (1 − ρ)` gives `T(Q + c) − (Q + c) ≥ 0`. Where
@@ -112,7 +114,7 @@ def sub_solution(mdp: MDP, q: Array, temperature, kind: str,
     d = mdp.rewards + mdp.discount * expectation(mdp.transitions, value) - q
     rate = mdp.discount * jnp.max(jnp.sum(mdp.transitions, axis=-1))
     shift = jnp.minimum(jnp.min(d), 0) / jnp.where(rate < 1, 1 - rate, jnp.inf)
-    return q + shift
+    return q + jnp.where(jnp.max(jnp.abs(d)) <= tol, 0.0, shift)
 
 
 def model_of(params) -> tuple:

@@ -226,9 +226,10 @@ def smdp_return(rewards: Array, transitions: Array, initial: Array, planner: Ext
       NaN if the planner failed).
     """
     checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
+    # plain sweeps, as the option gradient's batched planners (whose option models are traced)
     plan = smdp_value_iteration(rewards, transitions, planner.temperature,
                                 initiation=initiation, backup=planner.backup, tol=planner.tol,
-                                num_sweeps=planner.num_sweeps)
+                                num_sweeps=planner.num_sweeps, solver=FixedPointIteration())
     value = smdp_policy_evaluation(rewards, transitions, plan.usable_policy())
     initial = checks.as_array(initial, "initial", dtype=value.dtype)
     checks.shape(initial, "initial", value.shape, "(S,)")

@@ -276,6 +276,12 @@ def _check_warm_start(solver, backup, adjoint) -> None:
                          f"the implicit adjoint, got backup={backup!r}, adjoint={adjoint!r}")
 
 
+_OPERATORS = {(operator, kind): functools.partial(operator, kind=kind)
+              for operator in (bellman, _ordered_bellman) for kind in BACKUPS}
+"""One operator object per Bellman operator and backup, so that `plan_adjoint`'s compiled
+adjoint is reused from call to call."""
+
+
 def plan_adjoint(mdp: MDP, temperature, q: Array, cotangent: Array, *,
                  backup: str = "logsumexp", tol: Optional[float] = None,
                  max_iter: int = 10_000, solver: SolverLike = None,
@@ -314,9 +320,9 @@ def plan_adjoint(mdp: MDP, temperature, q: Array, cotangent: Array, *,
     setup = _setup(mdp, temperature, backup, tol, solver, adjoint)
     forward = (FixedPointIteration() if isinstance(setup.solver, (Newton, GaussSeidel))
                else setup.solver)
-    return fixed_point_adjoint(functools.partial(setup.operator, kind=backup), setup.params,
-                               q, cotangent, adjoint=adjoint, solver=forward,
-                               adjoint_start=setup.start, max_iter=max_iter)
+    return fixed_point_adjoint(_OPERATORS[setup.operator, backup], setup.params, q, cotangent,
+                               adjoint=adjoint, solver=forward, adjoint_start=setup.start,
+                               max_iter=max_iter)
 
 
 def initiation_mask(initiation, num_options: int, num_states: int) -> Optional[Array]:
