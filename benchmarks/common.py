@@ -112,3 +112,14 @@ def write_readme_section(readme: str, name: str, text: str) -> None:
 
 def np_float(x) -> float:
     return float(np.asarray(x))
+
+
+def csr(mdp):
+    """The sparse transitions of `mdp` as a scipy `(S·A) × S` CSR matrix (row `s·A + a`)."""
+    import scipy.sparse as sp
+
+    nxt = np.asarray(mdp.transitions.next_states)
+    prob = np.asarray(mdp.transitions.probs)
+    s, a, b = nxt.shape
+    rows = np.repeat(np.arange(s * a), b)
+    return sp.csr_matrix((prob.reshape(-1), (rows, nxt.reshape(-1))), shape=(s * a, s))

@@ -3,8 +3,9 @@
     python benchmarks/core.py                 # print the tables
     python benchmarks/core.py --readme README.md   # also write them into the README
 
-Forward = `soft_value_iteration` to the default tolerance (1e-10 in float64, 1e-5 in
-float32), τ = 0.1, γ = 0.99. Gradient = `jax.value_and_grad` of the intrinsic-reward objective
+Forward = `soft_value_iteration` with plain sweeps (`solver="iteration"`, except the rows that
+name another solver; `benchmarks/solver_grid.py` times the default) to the default tolerance
+(1e-10 in float64, 1e-5 in float32), τ = 0.1, γ = 0.99. Gradient = `jax.value_and_grad` of the intrinsic-reward objective
 `J(θ) = s0 · V^{π̂_θ}_r` (planner + exact policy evaluation + implicit backward pass).
 Times are medians of repeated calls of the compiled function (compilation excluded and listed).
 Peak memory is XLA's compile-time estimate for the whole jitted computation.
@@ -40,10 +41,11 @@ def cases(dtype):
     one = og.gridworld.goal_task(rooms, goal, GAMMA, dtype=dtype)
 
     def fwd_one(r):
-        return og.soft_value_iteration(one.replace(rewards=r), TAU)
+        return og.soft_value_iteration(one.replace(rewards=r), TAU, solver="iteration")
 
     def grad_one(r):
-        return jax.value_and_grad(og.planner_return, has_aux=True)(r, model, one, TAU)
+        return jax.value_and_grad(og.planner_return, has_aux=True)(r, model, one, TAU,
+                                                                    solver="iteration")
 
     goals = jnp.arange(rooms.num_states)
 
@@ -67,10 +69,11 @@ def cases(dtype):
     big_model = og.rewards.tabular(big.num_states, 4)
 
     def fwd_big(r):
-        return og.soft_value_iteration(big.replace(rewards=r), TAU)
+        return og.soft_value_iteration(big.replace(rewards=r), TAU, solver="iteration")
 
     def grad_big(r):
-        return jax.value_and_grad(og.planner_return, has_aux=True)(r, big_model, big, TAU)
+        return jax.value_and_grad(og.planner_return, has_aux=True)(r, big_model, big, TAU,
+                                                                    solver="iteration")
 
     return [
         ("four rooms, 1 goal (S=104)", fwd_one, grad_one, one.rewards),

@@ -61,19 +61,9 @@ def optiongrad_gradient(mdp, tau=0.1, tol=TOL, solver="iteration"):
     return run
 
 
-def _csr(mdp):
-    import scipy.sparse as sp
-
-    nxt = np.asarray(mdp.transitions.next_states)
-    prob = np.asarray(mdp.transitions.probs)
-    s, a, b = nxt.shape
-    rows = np.repeat(np.arange(s * a), b)
-    return sp.csr_matrix((prob.reshape(-1), (rows, nxt.reshape(-1))), shape=(s * a, s))
-
-
 def numpy_loop(mdp, tol=TOL):
     """A plain value-iteration loop: scipy.sparse matrix-vector products, numpy max."""
-    p = _csr(mdp)
+    p = common.csr(mdp)
     r = np.asarray(mdp.rewards)
     gamma = float(mdp.discount)
     s, a = r.shape
@@ -93,7 +83,7 @@ def numpy_loop(mdp, tol=TOL):
 def pymdptoolbox_vi(mdp, tol=TOL):
     import mdptoolbox.mdp
 
-    p = _csr(mdp)
+    p = common.csr(mdp)
     s, a = np.asarray(mdp.rewards).shape
     transitions = [p[np.arange(s) * a + i] for i in range(a)]
     rewards = np.asarray(mdp.rewards)

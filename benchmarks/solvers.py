@@ -5,10 +5,11 @@
 The task is a goal in the far corner of an open `side × side` grid (sparse transitions,
 float32, γ = 0.99, tol 1e-5 — the setting of the solvers issue). "plain loop" is a
 `jax.lax.while_loop` of soft Bellman sweeps `Q ← r + γ P m_τ(Q)` until `‖ΔQ‖_∞ ≤ tol`, written
-here without optiongrad; against it, `og.soft_value_iteration` with its default solver and with
-`og.solvers.GaussSeidel()`. The three are timed alternately (median of `--repeats` after
+here without optiongrad; against it, `og.soft_value_iteration` with plain sweeps
+(`og.solvers.FixedPointIteration()`) and with its default solver (`og.solvers.Auto()`, which
+picks `GaussSeidel` for this sparse task). The three are timed alternately (median of `--repeats` after
 compilation); ratios are the plain loop's time over each. "value + gradient" differentiates
-`s0 · max_a Q*` (the implicit adjoint) with respect to the reward table. "sweeps" counts plain sweeps (for GaussSeidel, those after its warm start,
+`s0 · max_a Q*` (the implicit adjoint) with respect to the reward table. "sweeps" counts plain sweeps (for the default, those after its warm start,
 and the Gauss–Seidel sweeps of the warm start). "max abs ΔQ" is the
 largest difference to the plain loop's `Q` (each stops within `γ tol / (1 − γ)` of the fixed
 point, so up to about 1e-3 here).
@@ -33,6 +34,7 @@ from common import block, machine, markdown_table, report  # noqa: E402
 from optiongrad._src.gauss_seidel import gauss_seidel_q, levels  # noqa: E402
 
 TOL = 1e-5
+DEFAULT = "optiongrad, default (GaussSeidel)"
 
 
 def grid_task(side: int):
@@ -41,8 +43,8 @@ def grid_task(side: int):
                                   dtype=jnp.float32)
 
 
-def plain_loop(mdp, tau: float):
-    """The baseline: a while_loop of soft Bellman sweeps on the successor table."""
+def plain_loop(mdp, tau: float, cap: int = 1_000_000):
+    """The baseline: a while_loop of soft Bellman sweeps on the successor table (at most `cap`)."""
     nxt, probs = mdp.transitions.next_states, mdp.transitions.probs
 
     def backup(q):
@@ -54,7 +56,7 @@ def plain_loop(mdp, tau: float):
         return mdp.rewards + mdp.discount * jnp.sum(probs * backup(q)[nxt], axis=-1)
 
     def cond(carry):
-        return carry[2] > TOL
+        return (carry[2] > TOL) & (carry[1] < cap)
 
     def body(carry):
         q, k, _ = carry
@@ -65,6 +67,73 @@ def plain_loop(mdp, tau: float):
         q, k, _ = jax.lax.while_loop(cond, body, (jnp.zeros_like(mdp.rewards), 0, jnp.inf))
         return q, k
     return run
+
+
+def dense_plain_loop(mdp, tau: float, cap: int = 1_000_000):
+    """The plain loop on a dense `(S, A, S)` transition array."""
+    p = mdp.transitions
+
+    def backup(q):
+        return jnp.max(q, axis=-1) if tau == 0 else tau * jax.nn.logsumexp(q / tau, axis=-1)
+
+    def body(carry):
+        q, k, _ = carry
+        new = mdp.rewards + mdp.discount * jnp.einsum("sat,t->sa", p, backup(q))
+        return new, k + 1, jnp.max(jnp.abs(new - q))
+
+    def run():
+        q, k, _ = jax.lax.while_loop(lambda c: (c[2] > TOL) & (c[1] < cap), body,
+                                     (jnp.zeros_like(mdp.rewards), 0, jnp.inf))
+        return q, k
+    return run
+
+
+def four_rooms_rows(tau: float, repeats: int) -> list:
+    """All 104 four-rooms goal tasks under `vmap` (dense, float32, γ = 0.99): the plain loop's
+    forward against optiongrad's value + implicit gradient with plain sweeps, the default and
+    Newton. Inside `jit` the goal tasks' discount is traced, so the default cannot evaluate its
+    dense rule and plans by plain sweeps."""
+    grid = og.gridworld.four_rooms()
+    goals = jnp.arange(grid.num_states)
+
+    def task(g):
+        return og.gridworld.goal_task(grid, g, 0.99, dtype=jnp.float32)
+
+    def plain(goals):
+        return jax.vmap(lambda g: dense_plain_loop(task(g), tau)())(goals)
+
+    def forward(goals, solver=None):
+        return jax.vmap(lambda g: og.soft_value_iteration(task(g), tau, tol=TOL,
+                                                          solver=solver).q)(goals)
+
+    def gradient(goals, solver=None):
+        def one(g):
+            mdp = task(g)
+
+            def objective(rewards):
+                q = og.soft_value_iteration(mdp.replace(rewards=rewards), tau, tol=TOL,
+                                            solver=solver).q
+                return jnp.dot(mdp.initial, jnp.max(q, axis=1))
+            return jax.value_and_grad(objective)(mdp.rewards)
+        return jax.vmap(one)(goals)
+
+    iteration, newton = og.solvers.FixedPointIteration(), og.solvers.Newton()
+    systems = jnp.eye(grid.num_states) - 0.99 * jax.vmap(
+        lambda g: og.gridworld.goal_task(grid, g, 0.99, dtype=jnp.float32).transitions[:, 0])(
+            goals)
+    fns = {"plain loop, forward": jax.jit(lambda: plain(goals)),
+           "one batched LU solve (104 systems of 104 × 104), the bound of a Newton step":
+               jax.jit(lambda: jnp.linalg.solve(systems, jnp.ones(systems.shape[:2]))),
+           "optiongrad, FixedPointIteration, value + gradient": jax.jit(
+               lambda: gradient(goals, iteration)),
+           "optiongrad, default (FixedPointIteration: γ is traced under jit), value + "
+           "gradient": jax.jit(lambda: gradient(goals)),
+           "optiongrad, Newton, forward": jax.jit(lambda: forward(goals, newton)),
+           "optiongrad, Newton, value + gradient": jax.jit(lambda: gradient(goals, newton))}
+    seconds = alternate(fns, repeats)
+    base = seconds["plain loop, forward"]
+    return [[f"{tau:g}", "four rooms, 104 goals (vmap, dense)", name, "–",
+             f"{t * 1e3:.0f}", f"{t / base:.2f}×"] for name, t in seconds.items()]
 
 
 def planner(mdp, tau: float, solver):
@@ -108,8 +177,8 @@ def main(argv=None):
     for tau in (0.0, 0.01, 0.1):
         forward = {"plain loop": jax.jit(plain_loop(mdp, tau))}
         gradients = {}
-        for name, solver in (("optiongrad, default", None),
-                             ("optiongrad, GaussSeidel", og.solvers.GaussSeidel())):
+        for name, solver in (("optiongrad, FixedPointIteration", og.solvers.FixedPointIteration()),
+                             (DEFAULT, None)):
             forward[name], gradients[name] = (jax.jit(f) for f in planner(mdp, tau, solver))
         q_plain, sweeps_plain = block(forward["plain loop"]())
         seconds = alternate(forward, args.repeats)
@@ -121,7 +190,7 @@ def main(argv=None):
                                     gs.check_every)
         for name, fn in forward.items():
             q, sweeps = block(fn())
-            note = {"optiongrad, GaussSeidel": f" + {int(ordered)} ordered"}.get(name, "")
+            note = {DEFAULT: f" + {int(ordered)} ordered"}.get(name, "")
             grad = grad_seconds.get(name)
             rows.append([f"{tau:g}", name, f"{int(sweeps)}{note}",
                          f"{seconds[name] * 1e3:.0f}",
@@ -129,13 +198,19 @@ def main(argv=None):
                          "–" if grad is None else f"{grad * 1e3:.0f} ({grad / seconds[name]:.1f}×)",
                          f"{float(jnp.max(jnp.abs(q - q_plain))):.1e}"])
         print(rows[-3:], flush=True)
+    rooms = four_rooms_rows(0.01, args.repeats)
+    print(rooms, flush=True)
     side = args.side
     text = (f"Soft value iteration on a {side}×{side} open grid (S = {side * side:,}, goal in a "
             f"corner, sparse, float32, γ = 0.99, tol {TOL:g}; median of {args.repeats}, "
             f"alternating, one process); {machine()}. Ratio: the plain loop's time over the "
             "row's.\n\n" + markdown_table(
                 ["τ", "solver", "sweeps", "forward (ms)", "vs plain loop",
-                 "value + gradient (ms, × forward)", "max abs ΔQ"], rows))
+                 "value + gradient (ms, × forward)", "max abs ΔQ"], rows)
+            + "\n\nAll 104 four-rooms goal tasks under `vmap` (dense transitions, float32, "
+            f"γ = 0.99, τ = 0.01, tol {TOL:g}; median of {args.repeats}, alternating); ratio: "
+            "the row's time over the plain loop's forward.\n\n" + markdown_table(
+                ["τ", "case", "runner", "sweeps", "time (ms)", "× plain forward"], rooms))
     report(text, args.readme, "solvers")
 
 
