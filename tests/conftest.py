@@ -22,3 +22,30 @@ def maybe_jit(request):
 
 def tolerance(dtype, f64=1e-9, f32=2e-4):
     return f64 if np.dtype(dtype) == np.float64 else f32
+
+
+# Heavier parametrisations whose siblings stay in the default run (-m slow runs them): the
+# default suite must stay under 10 minutes on 2 cores (870 tests took 748 s with them).
+SLOW_IDS = (
+    "tests/test_goal_models.py::test_the_compact_layout_equals_the_full_one[float32-0.2-True]",
+    "tests/test_goal_models.py::test_returns_and_gradients_equal_the_dense_path[float64-None-False]",
+    "tests/test_goal_sweeps.py::test_objective_and_gradient_equal_the_factored_method[float64-True-3]",
+    "tests/test_goal_sweeps.py::test_objective_and_gradient_equal_the_factored_method[float32-False-None]",
+    "tests/test_goal_values.py::test_returns_and_gradients_equal_the_dense_evaluation[float64-False-2-True]",
+    "tests/test_option_gradient.py::test_gradient_matches_central_finite_differences[None-linear-True]",
+    "tests/test_goal_sweeps.py::test_sweep_returns_equal_the_dense_per_goal_reference[float64-0.0-False-3-False]",
+    "tests/test_goal_models.py::test_terminating_options_are_modelled_without_a_solve[False]",
+    "tests/test_newton.py::test_newton_gradient_equals_value_iteration_gradient_under_vmap[eager]",
+    "tests/test_goal_sweeps.py::test_sweep_returns_equal_the_dense_per_goal_reference[float32-0.2-True-3-True]",
+    "tests/test_goal_sweeps.py::test_goal_batches_give_the_same_returns[2]",
+    "tests/test_option_gradient.py::test_gradient_finite_over_temperatures_and_budgets[0.0001-N3]",
+    "tests/test_option_gradient.py::test_gradient_finite_over_temperatures_and_budgets[10.0-N1]",
+    "tests/test_option_gradient.py::test_gradient_finite_over_temperatures_and_budgets[0.01-N3]",
+    "tests/test_gym.py::test_tabular_env_mean_return_is_the_value[float32]",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid in SLOW_IDS:
+            item.add_marker(pytest.mark.slow)

@@ -187,8 +187,15 @@ def test_adjoint_start_solves_the_adjoint_equation(backup, tau):
     np.testing.assert_allclose(u, expected, rtol=1e-7, atol=1e-7 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("backup,tau", [("logsumexp", 0.1), ("max", 0.0), ("mellowmax", 0.1)])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("backup,tau,dtype", [
+    ("logsumexp", 0.1, jnp.float32), ("max", 0.0, jnp.float64),
+    pytest.param("logsumexp", 0.1, jnp.float64, marks=SLOW),
+    pytest.param("mellowmax", 0.1, jnp.float32, marks=SLOW),
+    pytest.param("mellowmax", 0.1, jnp.float64, marks=SLOW),
+    pytest.param("max", 0.0, jnp.float32, marks=SLOW)])
 def test_intra_option_planner_with_gauss_seidel_reaches_plain_iterations_fixed_point(
         backup, tau, dtype):
     """Gauss–Seidel over the rows of `Q_O` (hallway options and primitives, slip 0.1, with
@@ -222,7 +229,7 @@ def test_intra_option_planner_with_gauss_seidel_reaches_plain_iterations_fixed_p
                                    atol=1e-7 * float(jnp.max(jnp.abs(grads[1]))))
 
 
-@pytest.mark.parametrize("discount", [0.99, 0.999])
+@pytest.mark.parametrize("discount", [pytest.param(0.99, marks=SLOW), 0.999])
 def test_the_adjoint_start_leaves_the_plain_adjoint_nothing_to_do(discount):
     """100×100 grid, float32, τ = 0.01: the extrapolated ordered sweeps give a start the
     plain adjoint iteration confirms at once (with extrapolation up to rates of 0.99 the

@@ -32,7 +32,7 @@ def tabular_objective(mdp, tau, **kwargs):
     return lambda theta: planner_return(theta, model, mdp, tau, tol=1e-13, **kwargs)[0]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
     num_states=st.integers(2, 7),

@@ -345,9 +345,11 @@ def test_intra_option_planning_rejects_mismatched_options():
         og.intra_option_value_iteration(task, small, 0.1)
 
 
-@pytest.mark.parametrize("sparse,solver", [(False, "iteration"), (False, "newton"),
-                                           (True, "gauss-seidel"), (True, None),
-                                           (False, None)])
+@pytest.mark.parametrize("sparse,solver", [
+    (False, "newton"), (True, None),
+    pytest.param(False, "iteration", marks=pytest.mark.slow),
+    pytest.param(True, "gauss-seidel", marks=pytest.mark.slow),
+    pytest.param(False, None, marks=pytest.mark.slow)])
 def test_plan_adjoint_is_the_gradients_adjoint_with_its_cost(sparse, solver):
     """`plan_adjoint` runs the adjoint `jax.grad` runs: its `u` is the reward gradient of
     `⟨ḡ, Q*⟩` (∂_r T = I), and it reports the iterations the gradient costs: thousands

@@ -356,7 +356,8 @@ def test_spellings_resolve_to_the_same_objects():
     assert d.result == RESULTS.budget_reached
 
 
-@pytest.mark.parametrize("sparse", [True, False], ids=["gauss-seidel", "newton"])
+@pytest.mark.parametrize("sparse", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["gauss-seidel", "newton"])
 def test_warm_starts_from_below_converge_where_the_tolerance_is_below_an_ulp(sparse):
     """float32, γ = 0.999, τ = 0.1: the values are ≈ 140, whose ulp (1.5e-5) exceeds tol 1e-5,
     so only an exact float32 fixed point meets the tolerance. Plain sweeps from zero rise to

@@ -9,8 +9,8 @@ A fixed point `x* = f(θ, x*)` is found by a **solver** and differentiated by an
 | `Auto(newton_factor=0.5)` | the default: `GaussSeidel` for sparse MDPs, `Newton` for small dense ones at high γ, plain iteration otherwise (`Auto.choose`) |
 | `FixedPointIteration(check_every=1)` | `x_{k+1} = f(x_k)`; the stopping rule tested every `check_every` sweeps |
 | `Anderson(memory=5)` | safeguarded type-II Anderson mixing of the last `memory` iterates (Walker & Ni 2011), finished by plain iteration if it stalls |
-| `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max), then plain sweeps to the tolerance; `soft_value_iteration` only |
-| `GaussSeidel(window=512, check_every=4)` | Gauss–Seidel sweeps over the states ordered by distance to the absorbing states, from a median-shifted start, then plain sweeps to the tolerance; sparse MDPs, `soft_value_iteration` only |
+| `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max), then plain sweeps to the tolerance; `soft_value_iteration` and `smdp_value_iteration` (over options) |
+| `GaussSeidel(window=512, check_every=4)` | Gauss–Seidel sweeps over the states ordered by distance to the absorbing states, from a median-shifted start, then plain sweeps to the tolerance; sparse MDPs, `soft_value_iteration` and `intra_option_value_iteration` |
 | `Implicit(rtol, max_iter, solver)` | gradient by the implicit function theorem at `x*`: the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is iterated by `solver` (default: the forward solver, or plain iteration after Newton) |
 | `Unrolled(num_sweeps)` | exactly `num_sweeps` sweeps in a `lax.scan`, differentiated through them (a fixed planning budget) |
 
@@ -207,7 +207,8 @@ class Newton:
     (Puterman & Brumelle 1979; Haarnoja et al. 2018), as a warm start: at most `max_steps`
     steps, each one dense `S × S` solve, then plain sweeps to the tolerance (so the result, its
     report and its gradient are those of plain iteration; `iterations` counts the sweeps).
-    For `soft_value_iteration` on dense MDPs with the logsumexp or max backup."""
+    For `soft_value_iteration` on dense MDPs and `smdp_value_iteration` (option models), with
+    the logsumexp or max backup."""
 
     max_steps: int = 100
 
@@ -223,8 +224,9 @@ class GaussSeidel:
     updated in windows of at most `window` states that read the values just written, from a
     start shifted by the median one-step value, until the span of the residual is at most
     `tol`; then plain sweeps to the tolerance, so the result, its report and its gradient are
-    those of plain iteration (`iterations` counts those sweeps). For `soft_value_iteration` on
-    sparse MDPs (concrete successor tables) with the logsumexp, mellowmax or max backup.
+    those of plain iteration (`iterations` counts those sweeps). For `soft_value_iteration` and
+    `intra_option_value_iteration` on sparse MDPs (concrete successor tables) with the
+    logsumexp, mellowmax or max backup.
 
     Attributes:
       window: most states updated at once (default 512).
