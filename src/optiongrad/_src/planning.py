@@ -318,10 +318,9 @@ def plan_adjoint(mdp: MDP, temperature, q: Array, cotangent: Array, *,
     cotangent = checks.as_array(cotangent, "cotangent", dtype=mdp.dtype)
     checks.shape(cotangent, "cotangent", shape, "(S, A)")
     setup = _setup(mdp, temperature, backup, tol, solver, adjoint)
-    forward = (FixedPointIteration() if isinstance(setup.solver, (Newton, GaussSeidel))
-               else setup.solver)
+    # fixed_point_adjoint iterates by plain sweeps after a Newton or Gauss–Seidel warm start
     return fixed_point_adjoint(_OPERATORS[setup.operator, backup], setup.params, q, cotangent,
-                               adjoint=adjoint, solver=forward, adjoint_start=setup.start,
+                               adjoint=adjoint, solver=setup.solver, adjoint_start=setup.start,
                                max_iter=max_iter)
 
 

@@ -292,10 +292,7 @@ class Auto:
                     and checks.is_concrete(mdp.transitions.next_states)):
                 return GaussSeidel()
         elif backup == "logsumexp" and checks.is_concrete(mdp.discount):
-            gamma = float(mdp.discount)
-            tol = (checks.default_tol(mdp.dtype) if tol is None else tol) * (1 - gamma)
-            if mdp.num_states <= self.newton_factor * _sweeps(gamma, tol):
-                return Newton()
+            return self._newton_or_plain(mdp.num_states, float(mdp.discount), tol, mdp.dtype)
         return FixedPointIteration()
 
     def choose_options(self, transitions, backup: str = "logsumexp",
@@ -310,8 +307,12 @@ class Auto:
             return FixedPointIteration()
         p = np.asarray(transitions)
         rho = float(p.sum(-1).max()) if p.size else 0.0
-        tol = (checks.default_tol(p.dtype) if tol is None else tol) * (1 - rho)
-        if p.shape[-1] <= self.newton_factor * _sweeps(rho, tol):
+        return self._newton_or_plain(p.shape[-1], rho, tol, p.dtype)
+
+    def _newton_or_plain(self, states: int, rate: float, tol, dtype) -> "Solver":
+        """`Newton` when `states ≤ newton_factor · log(tol (1 − rate)) / log rate`."""
+        tol = (checks.default_tol(dtype) if tol is None else tol) * (1 - rate)
+        if states <= self.newton_factor * _sweeps(rate, tol):
             return Newton()
         return FixedPointIteration()
 
