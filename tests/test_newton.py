@@ -7,7 +7,8 @@ import pytest
 
 import optiongrad as og
 import reference as ref
-from optiongrad._src.newton import DirectAdjointStart, newton_step, policy_iteration_q
+from optiongrad._src.newton import (DirectAdjointStart, bellman_residual, chord_step, factor,
+                                    newton_step, policy_iteration_q)
 from optiongrad._src.planning import smdp_bellman
 
 
@@ -32,6 +33,54 @@ def test_newton_step_fixes_the_soft_optimum_and_converges_fast():
                                   1e-11)
     assert int(steps) < 20
     np.testing.assert_allclose(q, q_star, atol=1e-9)
+
+
+@pytest.mark.parametrize("backup,tau", [("logsumexp", 0.1), ("max", 0.0)])
+def test_newton_step_is_the_value_of_the_policy_and_chord_steps_reach_the_same_point(backup,
+                                                                                      tau):
+    """The Newton step in residual form is `r + γ P V^π` with `V^π` from the dense numpy
+    solve of `(I − γ P_π) V = r_π + τ H(π)`; chord steps with a stale policy's factors keep
+    `Q*` fixed and converge to it."""
+    mdp = og.random_mdp(3, 12, 3, branching=4, discount=0.95, dtype=jnp.float64)
+    q = jax.random.normal(jax.random.key(0), (12, 3), jnp.float64)
+    policy = np.asarray(og.backup_policy(q, tau, backup))
+    p, r = np.asarray(mdp.transitions), np.asarray(mdp.rewards)
+    p_pi = np.einsum("sa,sat->st", policy, p)
+    bonus = np.asarray(og.backup(q, tau, backup)) - np.sum(policy * np.asarray(q), axis=1)
+    v = np.linalg.solve(np.eye(12) - 0.95 * p_pi, np.sum(policy * r, axis=1) + bonus)
+    np.testing.assert_allclose(newton_step(mdp, q, tau, backup), r + 0.95 * p @ v, atol=1e-12)
+    q_star = og.soft_value_iteration(mdp, tau, backup=backup, tol=1e-13, solver="iteration").q
+    stale = og.backup_policy(q, tau, backup)
+    factors = factor(mdp, stale)
+    d_star = bellman_residual(mdp, q_star, jnp.asarray(tau), backup)
+    np.testing.assert_allclose(chord_step(mdp, q_star, d_star, stale, factors), q_star,
+                               atol=1e-12)
+    x = q_star + 0.01                                  # near Q*, chord steps contract
+    for _ in range(40):
+        x = chord_step(mdp, x, bellman_residual(mdp, x, jnp.asarray(tau), backup), stale,
+                       factors)
+    np.testing.assert_allclose(x, q_star, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-5), (jnp.float64, 1e-10)])
+def test_policy_iteration_needs_four_factorisations_on_the_goal_tasks(dtype, tol):
+    """Four rooms, every goal (τ = 0.01 and 0.1, γ = 0.99): four factorisations and chord
+    steps reach the tolerance for every goal (the old Newton loop took six to ten), and the
+    result is the plain fixed point."""
+    grid = og.gridworld.four_rooms()
+    goals = jnp.arange(0, 104, 7)
+
+    def one(g, tau):
+        mdp = og.gridworld.goal_task(grid, g, 0.99, dtype=dtype)
+        q, k = policy_iteration_q(mdp, jnp.asarray(tau, dtype), "logsumexp",
+                                  jnp.zeros((104, 4), dtype), tol)
+        d = bellman_residual(mdp, q, jnp.asarray(tau, dtype), "logsumexp")
+        return k, jnp.max(jnp.abs(d))
+
+    for tau in (0.01, 0.1):
+        k, residual = jax.jit(jax.vmap(lambda g: one(g, tau)))(goals)
+        assert int(k.max()) == 4
+        assert float(residual.max()) <= tol
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])

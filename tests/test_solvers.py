@@ -201,8 +201,10 @@ def test_a_warm_start_gets_a_nan_gradient_from_a_failed_solve_too():
         assert np.isnan(jax.jit(jax.grad(plan))(jnp.zeros((5, 3)))).all()
     converged = jax.grad(lambda i: og.soft_value_iteration(mdp, 0.1, init=i).q.sum())
     assert float(jnp.abs(converged(jnp.zeros((5, 3)))).max()) == 0.0
-    newton = jax.grad(lambda i: og.soft_value_iteration(mdp, 0.1, solver="newton", max_iter=1,
-                                                        tol=1e-300, init=i).q.sum())
+    # one Newton step (its chord steps reach the float64 fixed point exactly otherwise) and one
+    # sweep cannot meet tol 1e-300
+    newton = jax.grad(lambda i: og.soft_value_iteration(
+        mdp, 0.1, solver=og.solvers.Newton(max_steps=1), max_iter=1, tol=1e-300, init=i).q.sum())
     assert np.isnan(newton(jnp.zeros((5, 3)))).all()
     anderson = jax.grad(lambda i: og.fixed_point(lambda t, x: 0.5 * x + t, 1.0, i,
                                                  solver="anderson", max_iter=1).value)
@@ -327,6 +329,42 @@ def test_auto_picks_the_solver_from_the_problem_and_plans_with_it():
     np.testing.assert_allclose(gradient(None), gradient(plain), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="newton_factor"):
         og.solvers.Auto(newton_factor=-1)
+
+
+def test_auto_decides_at_run_time_when_the_discount_is_traced():
+    """An MDP built inside jit has a traced discount: Auto's dense rules are evaluated on its
+    value at run time (Newton steps and the direct adjoint start only where they pay), and the
+    plan and its gradient are the same as with a concrete discount."""
+    grid = og.gridworld.four_rooms()
+
+    def plan(gamma, rewards):
+        mdp = og.gridworld.goal_task(grid, 30, gamma).replace(rewards=rewards)
+        result = og.soft_value_iteration(mdp, 0.1, tol=1e-10)
+        return jnp.dot(mdp.initial, jnp.max(result.q, axis=1)), result.iterations
+
+    rewards = og.gridworld.goal_task(grid, 30, 0.99).rewards
+    assert og.solvers.Auto().choose(jax.jit(lambda g: og.gridworld.goal_task(grid, 30, g))(
+        0.99)) == og.solvers.Newton()
+    for gamma, newton in ((0.99, True), (0.5, False)):   # 104 ≤ 0.5 · 2749; 104 > 0.5 · 34
+        traced = jax.jit(jax.value_and_grad(plan, argnums=1, has_aux=True))
+        (value, sweeps), grad = traced(gamma, rewards)
+        (ref_value, _), ref_grad = jax.value_and_grad(
+            lambda r: plan(gamma, r), has_aux=True)(rewards)
+        plain = jax.grad(lambda r: jnp.dot(
+            og.gridworld.goal_task(grid, 30, gamma).initial,
+            jnp.max(og.soft_value_iteration(og.gridworld.goal_task(grid, 30, gamma).replace(
+                rewards=r), 0.1, tol=1e-10, solver="iteration").q, axis=1)))(rewards)
+        assert (int(sweeps) <= 2) == newton
+        np.testing.assert_allclose(value, ref_value, rtol=1e-9)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose(grad, plain, rtol=1e-7, atol=1e-12)
+    # the run-time rule is the concrete one
+    auto = og.solvers.Auto()
+    for gamma in (0.5, 0.9, 0.99):
+        assert bool(jax.jit(lambda g: auto.newton_pays(104, g, 1e-5, jnp.float64))(gamma)) == \
+            auto.newton_pays(104, gamma, 1e-5, jnp.float64)
+        rule = auto.direct_adjoint_rule(og.gridworld.goal_task(grid, 30, gamma))
+        assert bool(jax.jit(lambda g: rule(104, g))(gamma)) == rule(104, gamma)
 
 
 def test_spellings_resolve_to_the_same_objects():

@@ -217,8 +217,11 @@ def soft_value_iteration(
     setup = _setup(mdp, temperature, backup, tol, solver, adjoint)
     solver, warm_tol = setup.solver, checks.default_tol(mdp.dtype) if tol is None else tol
     if isinstance(solver, Newton):
-        warm, _ = policy_iteration_q(mdp, temperature, backup, init, warm_tol,
-                                     max_steps=solver.max_steps)
+        def newton():
+            return policy_iteration_q(mdp, temperature, backup, init, warm_tol,
+                                      max_steps=solver.max_steps)[0]
+        warm = newton() if setup.newton_if is None else jax.lax.cond(
+            setup.newton_if, newton, lambda: jax.lax.stop_gradient(init))
     elif isinstance(solver, GaussSeidel):
         warm, _ = gauss_seidel_q(mdp, temperature, backup, warm_tol, solver.max_sweeps,
                                  setup.order, solver.check_every)
@@ -232,41 +235,51 @@ def soft_value_iteration(
 
 class _Setup(NamedTuple):
     """How `soft_value_iteration` solves: the Bellman operator and its params, the solver
-    (Auto resolved), the implicit adjoint's start and the Gauss–Seidel order (or None)."""
+    (Auto resolved), the implicit adjoint's start, the Gauss–Seidel order (or None) and the
+    run-time condition of the Newton steps (None: always)."""
 
     operator: Callable
     params: tuple
     solver: Any
     start: Any
     order: Any
+    newton_if: Any
 
 
 def _setup(mdp, temperature, backup, tol, solver, adjoint) -> _Setup:
     """Resolve `Auto`, check the warm starts' requirements, and pick the adjoint start: a
     direct solve after `Newton` (or plain sweeps on a small dense MDP, `Auto.direct_adjoint`),
-    ordered sweeps after `GaussSeidel`."""
-    start = None
+    ordered sweeps after `GaussSeidel`. With a traced discount `Auto`'s dense rules are
+    evaluated at run time: `newton_if` (a traced bool) gates the Newton steps, and the direct
+    adjoint start carries its rule."""
+    start, newton_if = None, None
     if isinstance(solver, Auto):
         auto, solver = solver, solver.choose(mdp, backup, adjoint, tol)
-        if isinstance(solver, FixedPointIteration) and auto.direct_adjoint(mdp, backup,
-                                                                          adjoint):
+        rule = auto.direct_adjoint_rule(mdp, backup, adjoint)
+        if not mdp.is_sparse and not checks.is_concrete(mdp.discount):
+            if isinstance(solver, Newton):
+                newton_if = auto.newton_pays(mdp.num_states, mdp.discount, tol, mdp.dtype)
+            if rule is not None:
+                start = DirectAdjointStart(backup, rule)
+        elif rule is not None and rule(mdp.num_states, mdp.discount):
             start = DirectAdjointStart(backup)
     if not isinstance(solver, (Newton, GaussSeidel)):
-        return _Setup(bellman, (mdp, temperature), solver, start, None)
+        return _Setup(bellman, (mdp, temperature), solver, start, None, None)
     _check_warm_start(solver, backup, adjoint)
     if isinstance(solver, Newton):
         if mdp.is_sparse:
             raise ValueError("solver: Newton needs dense transitions (it solves S × S "
                              "systems); use GaussSeidel, FixedPointIteration or Anderson "
                              "for sparse MDPs")
-        return _Setup(bellman, (mdp, temperature), solver, DirectAdjointStart(backup), None)
+        return _Setup(bellman, (mdp, temperature), solver, start or DirectAdjointStart(backup),
+                      None, newton_if)
     check_sparse_concrete(mdp)
     order = levels(np.asarray(mdp.transitions.next_states), solver.window)
     rtol = checks.default_rtol(mdp.dtype) if adjoint.rtol is None else adjoint.rtol
     start = AdjointStart(backup, order.width, order.absorbing, rtol, solver.max_sweeps,
                          solver.check_every)
     params = (mdp, temperature, jnp.asarray(order.order, jnp.int32), jnp.asarray(order.starts))
-    return _Setup(_ordered_bellman, params, solver, start, order)
+    return _Setup(_ordered_bellman, params, solver, start, order, None)
 
 
 def _check_warm_start(solver, backup, adjoint) -> None:

@@ -9,7 +9,7 @@ A fixed point `x* = f(θ, x*)` is found by a **solver** and differentiated by an
 | `Auto(newton_factor=0.5)` | the default: `GaussSeidel` for sparse MDPs, `Newton` for small dense ones at high γ, plain iteration otherwise (`Auto.choose`) |
 | `FixedPointIteration(check_every=1)` | `x_{k+1} = f(x_k)`; the stopping rule tested every `check_every` sweeps |
 | `Anderson(memory=5)` | safeguarded type-II Anderson mixing of the last `memory` iterates (Walker & Ni 2011), finished by plain iteration if it stalls |
-| `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max), then plain sweeps to the tolerance; `soft_value_iteration` and `smdp_value_iteration` (over options) |
+| `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max) finished by chord steps, then plain sweeps to the tolerance; `soft_value_iteration` and `smdp_value_iteration` (over options) |
 | `GaussSeidel(window=512, check_every=4)` | Gauss–Seidel sweeps over the states ordered by distance to the absorbing states, from a median-shifted start, then plain sweeps to the tolerance; sparse MDPs, `soft_value_iteration` and `intra_option_value_iteration` |
 | `Implicit(rtol, max_iter, solver)` | gradient by the implicit function theorem at `x*`: the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is iterated by `solver` (default: the forward solver, or plain iteration after Newton) |
 | `Unrolled(num_sweeps)` | exactly `num_sweeps` sweeps in a `lax.scan`, differentiated through them (a fixed planning budget) |
@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Callable, Optional, Union
+from typing import Callable, NamedTuple, Optional, Union
 
 import equinox as eqx
 import jax
@@ -205,8 +205,10 @@ class Anderson:
 class Newton:
     """Soft policy iteration, which is Newton's method on the soft Bellman equation
     (Puterman & Brumelle 1979; Haarnoja et al. 2018), as a warm start: at most `max_steps`
-    steps, each one dense `S × S` solve, then plain sweeps to the tolerance (so the result, its
-    report and its gradient are those of plain iteration; `iterations` counts the sweeps).
+    Newton steps, each one LU factorisation of `I − γ P_π`, from the fourth on followed by
+    chord steps that reuse it (`newton.policy_iteration_q`), then plain sweeps to the tolerance
+    (so the result, its report and its gradient are those of plain iteration; `iterations`
+    counts the sweeps).
     For `soft_value_iteration` on dense MDPs and `smdp_value_iteration` (option models), with
     the logsumexp or max backup."""
 
@@ -255,11 +257,13 @@ class Auto:
 
     * **sparse** transitions with a concrete successor table (the MDP is not a `jit`/`vmap`
       argument) and a logsumexp, mellowmax or max backup → `GaussSeidel()`;
-    * **dense** transitions, the logsumexp backup, a concrete discount and
-      `S ≤ newton_factor · n`, where `n = log(tol (1 − γ)) / log γ` is the number of plain
-      sweeps the γ-rate tail needs → `Newton()`. A Newton step costs one `S × S` solve,
-      `O(S³)`, a plain sweep `O(S² A)`; measured on this project's CPU runs, Newton's seven or
-      so steps beat the plain sweeps up to about `S ≈ 0.5 n` (README, "Choosing a solver").
+    * **dense** transitions, the logsumexp backup and `S ≤ newton_factor · n`, where
+      `n = log(tol (1 − γ)) / log γ` is the number of plain sweeps the γ-rate tail needs →
+      `Newton()`. A factorisation costs `O(S³)`, a plain sweep `O(S² A)`; measured on this
+      project's CPU runs, Newton's four or so factorisations beat the plain sweeps up to about
+      `S ≈ 0.5 n` (README, "Choosing a solver"). A discount traced under `jit` (MDPs built
+      inside the compiled function, e.g. goal tasks under `vmap`) is only known at run time:
+      the rule is then evaluated there (`newton_pays`, a `lax.cond` around the Newton steps).
       With the max backup plain iteration needs only as many sweeps as the goal is far away
       on deterministic tasks, so it stays plain;
     * otherwise → `FixedPointIteration()`, whose implicit adjoint on a small dense MDP starts
@@ -284,14 +288,19 @@ class Auto:
     def choose(self, mdp=None, backup: str = "logsumexp",
                adjoint: Optional["Adjoint"] = None, tol: Optional[float] = None) -> "Solver":
         """The solver `soft_value_iteration(mdp, backup=backup, adjoint=adjoint, tol=tol)`
-        uses (`mdp=None`: any other fixed point, i.e. plain iteration)."""
+        uses (`mdp=None`: any other fixed point, i.e. plain iteration). With a traced
+        discount (an MDP built inside `jit`) the dense rule cannot be evaluated here: this
+        returns `Newton()`, and the planner runs its steps only when `newton_pays` holds for
+        the discount's value (a `lax.cond`; plain sweeps from `init` otherwise)."""
         if mdp is None or not isinstance(adjoint or Implicit(), Implicit):
             return FixedPointIteration()
         if mdp.is_sparse:
             if (backup in GAUSS_SEIDEL_BACKUPS
                     and checks.is_concrete(mdp.transitions.next_states)):
                 return GaussSeidel()
-        elif backup == "logsumexp" and checks.is_concrete(mdp.discount):
+        elif backup == "logsumexp":
+            if not checks.is_concrete(mdp.discount):
+                return Newton()
             return self._newton_or_plain(mdp.num_states, float(mdp.discount), tol, mdp.dtype)
         return FixedPointIteration()
 
@@ -309,33 +318,63 @@ class Auto:
         rho = float(p.sum(-1).max()) if p.size else 0.0
         return self._newton_or_plain(p.shape[-1], rho, tol, p.dtype)
 
+    def newton_pays(self, states: int, rate, tol: Optional[float], dtype):
+        """`states ≤ newton_factor · log(tol (1 − rate)) / log rate`: whether `Newton` beats
+        plain sweeps on a dense problem of `states` states contracting at `rate` (γ, or the
+        largest row sum of option models). A Python bool for a concrete `rate`, a traced one
+        otherwise (then the planner decides at run time)."""
+        tol = checks.default_tol(dtype) if tol is None else tol
+        return states <= self.newton_factor * _sweeps(rate, tol, shrink=True)
+
     def _newton_or_plain(self, states: int, rate: float, tol, dtype) -> "Solver":
-        """`Newton` when `states ≤ newton_factor · log(tol (1 − rate)) / log rate`."""
-        tol = (checks.default_tol(dtype) if tol is None else tol) * (1 - rate)
-        if states <= self.newton_factor * _sweeps(rate, tol):
-            return Newton()
-        return FixedPointIteration()
+        return Newton() if self.newton_pays(states, rate, tol, dtype) else FixedPointIteration()
 
     def direct_adjoint(self, mdp, backup: str = "logsumexp",
-                       adjoint: Optional["Adjoint"] = None) -> bool:
+                       adjoint: Optional["Adjoint"] = None):
         """Whether the implicit adjoint of plain iteration on `mdp` starts from one direct
         `S × S` solve (`newton.DirectAdjointStart`): for dense MDPs with the logsumexp or max
-        backup, a concrete discount and `S ≤ 7 · newton_factor · n`, where
-        `n = log(rtol) / log γ` is the number of adjoint iterations the γ-rate needs (one
-        solve where Newton's forward makes about seven). With the max backup the forward
-        needs only the goal's distance in sweeps, but the adjoint's mass sits in the absorbing
-        goal and decays by γ per iteration, so this start is what makes its gradient cheap."""
+        backup and `S ≤ 7 · newton_factor · n`, where `n = log(rtol) / log γ` is the number of
+        adjoint iterations the γ-rate needs (one solve where Newton's forward makes about
+        seven). With the max backup the forward needs only the goal's distance in sweeps, but
+        the adjoint's mass sits in the absorbing goal and decays by γ per iteration, so this
+        start is what makes its gradient cheap. A traced bool for a traced discount."""
+        rule = self.direct_adjoint_rule(mdp, backup, adjoint)
+        return False if rule is None else rule(mdp.num_states, mdp.discount)
+
+    def direct_adjoint_rule(self, mdp, backup: str = "logsumexp",
+                            adjoint: Optional["Adjoint"] = None) -> Optional["DirectAdjointRule"]:
+        """The rule of `direct_adjoint` as a function of `(S, γ)`, or None where the direct
+        start does not apply (sparse MDPs, other backups, other adjoints)."""
         if (mdp is None or mdp.is_sparse or backup not in NEWTON_BACKUPS
-                or not isinstance(adjoint or Implicit(), Implicit)
-                or not checks.is_concrete(mdp.discount)):
-            return False
+                or not isinstance(adjoint or Implicit(), Implicit)):
+            return None
         rtol = getattr(adjoint, "rtol", None) or checks.default_rtol(mdp.dtype)
-        return mdp.num_states <= 7 * self.newton_factor * _sweeps(float(mdp.discount), rtol)
+        return DirectAdjointRule(7 * self.newton_factor, rtol)
 
 
-def _sweeps(gamma: float, tol: float) -> float:
-    """`log(tol) / log γ`: the sweeps a γ-rate iteration needs to shrink its error by `tol`."""
-    return math.log(max(tol, 1e-300)) / math.log(gamma) if 0 < gamma < 1 else 0.0
+class DirectAdjointRule(NamedTuple):
+    """`S ≤ limit · log(rtol) / log γ` (`Auto.direct_adjoint`), hashable, so that an adjoint
+    start can carry it and evaluate it on a discount known only at run time."""
+
+    limit: float
+    rtol: float
+
+    def __call__(self, states: int, gamma):
+        return states <= self.limit * _sweeps(gamma, self.rtol)
+
+
+def _sweeps(gamma, tol: float, shrink: bool = False):
+    """`log(tol) / log γ`: the sweeps a γ-rate iteration needs to shrink its error by `tol`
+    (`tol (1 − γ)` with `shrink`: a value error of `tol` from a step of that size); 0 unless
+    `0 < γ < 1`. Python arithmetic for a concrete `γ`, `jnp` for a traced one."""
+    if checks.is_concrete(gamma):
+        gamma = float(gamma)
+        target = tol * (1 - gamma) if shrink else tol
+        return (math.log(max(target, 1e-300)) / math.log(gamma) if 0 < gamma < 1 else 0.0)
+    target = tol * (1 - gamma) if shrink else jnp.asarray(tol, gamma.dtype)
+    inside = (gamma > 0) & (gamma < 1)
+    safe = jnp.where(inside, gamma, 0.5)
+    return jnp.where(inside, jnp.log(jnp.maximum(target, 1e-30)) / jnp.log(safe), 0.0)
 
 
 Solver = Union[FixedPointIteration, Anderson, Newton, GaussSeidel]
