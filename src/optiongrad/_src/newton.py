@@ -1,26 +1,30 @@
-"""Soft policy iteration: Newton steps on the Bellman equation of a dense MDP.
+r"""Soft policy iteration: Newton steps on the Bellman equation of a dense MDP.
 
-For the logsumexp backup (entropy-regularised control, temperature `τ`) one step is
+For the logsumexp backup (entropy-regularised control, temperature $\tau$) one step is
 
-    π = softmax(Q_k / τ),
-    v = (I − γ P_π)^{-1} (r_π + τ H(π)),      H(π)[s] = −Σ_a π[s, a] log π[s, a],
-    Q_{k+1} = r + γ P v,
+$$
+\begin{aligned}
+\pi &= \operatorname{softmax}(Q_k / \tau), \\
+v &= (I - \gamma P_\pi)^{-1} \bigl(r_\pi + \tau H(\pi)\bigr), \qquad H(\pi)[s] = -\sum_a \pi[s, a] \log \pi[s, a], \\
+Q_{k+1} &= r + \gamma P v,
+\end{aligned}
+$$
 
-and for the hard `max` backup it is Howard's policy iteration (`π` greedy, `H` dropped). Both
+and for the hard `max` backup it is Howard's policy iteration ($\pi$ greedy, `H` dropped). Both
 are Newton's method on `Q = T(Q)` (Puterman & Brumelle 1979; for the soft case, soft policy
 iteration, Haarnoja et al. 2018), so they converge in a handful of steps — each a dense
-`S × S` solve — where value iteration needs `log(tol) / log γ` sweeps.
+$S \times S$ solve — where value iteration needs $\log(\mathrm{tol}) / \log \gamma$ sweeps.
 
 `soft_value_iteration(..., solver=og.solvers.Newton())` uses this as a warm start and then runs the
 ordinary fixed-point iteration from it (normally one or two sweeps), so the result, its
 convergence report and its implicit gradient are exactly those of plain iteration.
-Dense transitions only: `P_π` is formed as an `S × S` matrix. Planning over options
-(`smdp_value_iteration`) is the same with `P^O (K, S, S)` as an MDP over options with γ inside
-(`OptionModelMDP`): `P_μ[s, s'] = Σ_o μ[s, o] P^o[s, s']`, and available options only.
+Dense transitions only: $P_\pi$ is formed as an $S \times S$ matrix. Planning over options
+(`smdp_value_iteration`) is the same with $P^O$ `(K, S, S)` as an MDP over options with γ inside
+(`OptionModelMDP`): $P_\mu[s, s'] = \sum_o \mu[s, o] P^o[s, s']$, and available options only.
 
-The implicit gradient's adjoint gets the same treatment (`DirectAdjointStart`): at `Q*` the
-adjoint equation `u = ḡ + (∂_Q T)ᵀ u` reduces to the states, `u = ḡ + π ⊙ w` with
-`(I − γ P_π)ᵀ w = γ Σ_{s, a} ḡ[s, a] P[s, a, ·]`, one dense solve; the plain adjoint iteration
+The implicit gradient's adjoint gets the same treatment (`DirectAdjointStart`): at $Q^*$ the
+adjoint equation $u = \bar{g} + (\partial_Q T)^\top u$ reduces to the states, $u = \bar{g} + \pi \odot w$ with
+$(I - \gamma P_\pi)^\top w = \gamma \sum_{s, a} \bar{g}[s, a] P[s, a, \cdot]$, one dense solve; the plain adjoint iteration
 then only confirms its tolerance.
 """
 
@@ -43,7 +47,7 @@ NEWTON_BACKUPS = ("logsumexp", "max")
 
 class OptionModelMDP(NamedTuple):
     """An SMDP's option models seen as an MDP over options for the Newton step: `rewards`
-    `R (S, K)`, `transitions` `P^O` laid out `(S, K, S)` (γ inside) and `discount` 1."""
+    `R (S, K)`, `transitions` $P^O$ laid out `(S, K, S)` (γ inside) and `discount` 1."""
 
     rewards: Array
     transitions: Array
@@ -56,10 +60,10 @@ class OptionModelMDP(NamedTuple):
 
 def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
                 mask: Optional[Array] = None) -> Array:
-    """One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`.
+    r"""One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`.
 
-    `π` is the planner's own policy for `Q` (`backup_policy`, over the available actions of
-    `mask (S, A)` if given) and the per-state bonus is `m_τ(Q) − Σ_a π Q`, which is `τ H(π)`
+    $\pi$ is the planner's own policy for `Q` (`backup_policy`, over the available actions of
+    `mask (S, A)` if given) and the per-state bonus is $m_\tau(Q) - \sum_a \pi Q$, which is $\tau H(\pi)$
     for logsumexp and 0 for max. `mdp` may be an `OptionModelMDP` (planning over options).
     """
     policy = backup_policy(q, temperature, kind, mask)
@@ -75,7 +79,7 @@ def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
 def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float,
                        max_steps: int = 100, mask: Optional[Array] = None
                        ) -> tuple[Array, Array]:
-    """Newton steps from `init` until `‖Q_{k+1} − Q_k‖_∞ ≤ tol`, the step stops shrinking
+    r"""Newton steps from `init` until $\Vert Q_{k+1} - Q_k\Vert _\infty \le \mathtt{tol}$, the step stops shrinking
     within `10⁴ tol` of it (rounding floor of the linear solves, e.g. in float32) or
     `max_steps`; returns
     `(Q, steps)`, `Q` shifted to a sub-solution (`sub_solution`). Not differentiated (used as
@@ -100,13 +104,13 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
 
 def sub_solution(mdp: MDP, q: Array, temperature, kind: str, tol: float,
                  mask: Optional[Array] = None) -> Array:
-    """`Q` as it is if its residual `‖T(Q) − Q‖_∞` meets `tol` (plain iteration confirms it in
-    one sweep); otherwise shifted down just enough to be a sub-solution, `T(Q) ≥ Q`, so that
+    r"""`Q` as it is if its residual $\Vert T(Q) - Q\Vert _\infty$ meets `tol` (plain iteration confirms it in
+    one sweep); otherwise shifted down just enough to be a sub-solution, $T(Q) \ge Q$, so that
     the plain sweeps that finish from it rise monotonically to the fixed point, as they do
     from below.
 
-    With `d = T(Q) − Q ≥ m` and `T(Q + c) = T(Q) + c P1` (`P1` the row sums of `γ P`, at most
-    `ρ < 1`), the shift `c = min(m, 0) / (1 − ρ)` gives `T(Q + c) − (Q + c) ≥ 0`. Where
+    With $d = T(Q) - Q \ge m$ and `T(Q + c) = T(Q) + c P1` (`P1` the row sums of $\gamma P$, at most
+    $\rho < 1$), the shift $c = \min(m, 0) / (1 - \rho)$ gives $T(Q + c) - (Q + c) \ge 0$. Where
     Newton stops at the rounding floor of its solves (float32), a start slightly above the
     fixed point can make the finishing sweeps cycle by an ulp forever when the tolerance is
     below the values' ulp; from below they reach the float32 fixed point itself."""
@@ -127,10 +131,10 @@ def model_of(params) -> tuple:
 
 
 class DirectAdjointStart(NamedTuple):
-    """Where the implicit adjoint of a dense `Q*` starts (`fixed_point`'s `adjoint_start`):
+    r"""Where the implicit adjoint of a dense $Q^*$ starts (`fixed_point`'s `adjoint_start`):
     the exact solution of the adjoint equation reduced to the states (module docstring), from
-    one `S × S` solve. `params` are the planner's: `(mdp, τ)`, or `(R, P^O, τ, mask)` over
-    options (then `P` is `P^O` and γ is inside it)."""
+    one $S \times S$ solve. `params` are the planner's: `(mdp, τ)`, or `(R, P^O, τ, mask)` over
+    options (then `P` is $P^O$ and γ is inside it)."""
 
     kind: str
 
