@@ -8,14 +8,10 @@ $f(\theta, \cdot)$ and goes through `fixed_point`:
   iterate; the iteration count, the final residual and a result code are returned.
 * **Implicit adjoint** — a custom VJP at the fixed point (implicit function theorem; Gilbert
   1992, "Automatic differentiation and iterative processes"). For a cotangent $\bar{g}$ on $x^*$,
-  solve the adjoint equation
-
-  $$
-  u = \bar{g} + (\partial_x f)^\top u, \qquad \text{then} \qquad \bar{\theta} = (\partial_\theta f)^\top u,
-  $$
-
-  by the same kind of iteration applied to the transposed Jacobian (Christianson's two-phase
-  method, 1994). When `f` is a γ-contraction in $\Vert \cdot\Vert _\infty$, $\Vert (\partial_x f)^\top\Vert _1 \le \gamma$, so it converges at
+  solve the adjoint equation $u = \bar{g} + (\partial_x f)^\top u$, then
+  $\bar{\theta} = (\partial_\theta f)^\top u$, by the same kind of iteration applied to the
+  transposed Jacobian (Christianson's two-phase method, 1994). When `f` is a γ-contraction in
+  $\Vert \cdot \Vert_\infty$, $\Vert (\partial_x f)^\top \Vert_1 \le \gamma$, so it converges at
   rate γ for any problem size and cannot stagnate the way restarted GMRES does at γ = 0.99.
   Memory is that of one sweep, independent of the number of forward iterations.
 * **Unrolled adjoint** — exactly `num_sweeps` sweeps from `init` in a `lax.scan`,
