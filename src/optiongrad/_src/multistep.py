@@ -18,7 +18,7 @@ discounted probability that the next decision point is at `s'` (γ is inside). F
 $(I - P^\lambda)^{-1} r^\lambda = V_\pi$; $\lambda \equiv 0$ gives the one-step model $(r_\pi, \gamma P_\pi)$ and $\lambda \equiv 1$ gives
 $(V_\pi, 0)$.
 
-Corrections to the seed note (its λ-model section): its $d^\lambda = (I - \gamma P^\lambda_\pi)^{-1} - I$ excludes
+Corrections to the research note the project grew out of (its λ-model section): its $d^\lambda = (I - \gamma P^\lambda_\pi)^{-1} - I$ excludes
 the current step, which would drop the first reward; its $d^\beta$ loses a γ. Its footnote,
 $P^\lambda = d \gamma P_\pi \beta$, is the form used here, and no backup multiplies $P^\lambda$ by γ again.
 

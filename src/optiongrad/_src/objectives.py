@@ -1,7 +1,7 @@
 r"""Objectives that differentiate through the planner.
 
-**Intrinsic reward gradient** (seed note, first section; Singh, Lewis & Barto 2009; Sorg, Singh &
-Lewis 2010). An agent plans with a smooth planner on an *intrinsic* reward $r_\theta$ (possibly with a
+**Intrinsic reward gradient** (the research note the project grew out of, first section; Singh,
+Lewis & Barto 2009; Sorg, Singh & Lewis 2010). An agent plans with a smooth planner on an *intrinsic* reward $r_\theta$ (possibly with a
 bounded planner: a short planning discount $\gamma_{\mathrm{plan}}$ or a fixed budget of sweeps) and acts with
 $\hat{\pi}_\theta = \operatorname{softmax}(Q^*_\theta/\tau)$. Its designer scores it by the *extrinsic* return
 
