@@ -72,3 +72,16 @@ def test_bad_arguments():
         planning_sweeps(mdp, max_sweeps=0)
     with pytest.raises(ValueError, match="num_sweeps"):
         sweep_values(mdp, None, 0)
+
+
+def test_table_names_each_row_by_its_actions():
+    """The rows are primitives alone and each family with the primitives: no heading claims
+    options for the primitives-only row."""
+    from optiongrad.experiments.planning_time import format_table
+
+    row = {"policy": {"mean over all goals": 15.8}, "values": {"mean over all goals": 16.8}}
+    table = format_table({"sweeps": {"primitives": row, "hallway": row, "eigenoptions": row}})
+    assert "| actions, criterion `policy` |" in table and "options + primitives" not in table
+    labels = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| p")]
+    assert labels[:3] == ["| primitives only", "| primitives + hallway options",
+                          "| primitives + eigenoptions"]

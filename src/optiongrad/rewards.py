@@ -1,4 +1,4 @@
-"""Intrinsic-reward models `θ ↦ r_θ (S, A)`: `tabular`, `state`, `linear`, and `fit`.
+r"""Intrinsic-reward models $\theta \mapsto r_\theta$ `(S, A)`: `tabular`, `state`, `linear`, and `fit`.
 
     model = og.rewards.state(num_states, init_scale=1.0)   # r_θ[s, a] = Σ_s' P[s, a, s'] θ[s']
     theta = model.init(key); r = model.apply(theta, mdp)

@@ -1,16 +1,16 @@
-"""The backups `m_τ` of the smooth Bellman operator and the planner's policy.
+r"""The backups $m_\tau$ of the smooth Bellman operator and the planner's policy.
 
 A backup maps each row `Q[s, :]` of action (or option) values to one number (DESIGN.md,
 "Smooth planner"):
 
-| backup        | `m_τ(Q)[s]`                          | contraction     |
+| backup        | $m_\tau(Q)[s]$                          | contraction     |
 |---------------|--------------------------------------|-----------------|
-| `logsumexp`   | `τ log Σ_a exp(Q[s, a]/τ)`           | yes, modulus γ  |
-| `mellowmax`   | `τ log((1/A) Σ_a exp(Q[s, a]/τ))`    | yes, modulus γ  |
-| `boltzmann`   | `Σ_a softmax(Q[s]/τ)_a Q[s, a]`      | not in general  |
+| `logsumexp`   | $\tau \log \sum_a \exp(Q[s, a]/\tau)$           | yes, modulus γ  |
+| `mellowmax`   | $\tau \log((1/A) \sum_a \exp(Q[s, a]/\tau))$    | yes, modulus γ  |
+| `boltzmann`   | $\sum_a \operatorname{softmax}(Q[s]/\tau)_a Q[s, a]$      | not in general  |
 | `max`         | `max_a Q[s, a]`                      | yes (τ = 0)     |
 
-The planner's policy is `π̂ = softmax(Q/τ)` row-wise (greedy, ties split evenly, for `max`).
+The planner's policy is $\hat{\pi} = \operatorname{softmax}(Q/\tau)$ row-wise (greedy, ties split evenly, for `max`).
 References: entropy-regularised value iteration (Ziebart 2010; Haarnoja et al. 2017),
 mellowmax (Asadi & Littman 2017).
 """
@@ -28,7 +28,7 @@ from optiongrad._src import checks
 Array = jax.Array
 
 BACKUPS = ("logsumexp", "mellowmax", "boltzmann", "max")
-"""The smooth backups `m_τ` (and the τ = 0 reference `max`); see `backup`."""
+r"""The smooth backups $m_\tau$ (and the τ = 0 reference `max`); see `backup`."""
 
 
 def _check(q, temperature, kind, mask):
@@ -49,16 +49,16 @@ def _check(q, temperature, kind, mask):
 
 
 def backup(q: Array, temperature, kind: str = "logsumexp", mask: Optional[Array] = None) -> Array:
-    """Row-wise backup `m_τ(Q)` over the last axis.
+    r"""Row-wise backup $m_\tau(Q)$ over the last axis.
 
     Args:
       q: `(..., A)` action values.
-      temperature: `τ > 0` (ignored by `max`).
+      temperature: $\tau > 0$ (ignored by `max`).
       kind: one of `BACKUPS`.
       mask: optional `(..., A)` bool; actions where it is False are excluded (initiation sets).
     Returns:
       `(...)` backed-up values. Computed stably (`logsumexp` subtracts the row max), so
-      `τ = 1e-3` with values of `1e3` does not overflow.
+      $\tau = 1e-3$ with values of `1e3` does not overflow.
     """
     q, mask = _check(q, temperature, kind, mask)
     if kind == "max":
@@ -77,10 +77,10 @@ def backup(q: Array, temperature, kind: str = "logsumexp", mask: Optional[Array]
 def backup_policy(
     q: Array, temperature, kind: str = "logsumexp", mask: Optional[Array] = None
 ) -> Array:
-    """The planner's policy: `softmax(Q/τ)` row-wise, or greedy (ties split) for `max`.
+    r"""The planner's policy: $\operatorname{softmax}(Q/\tau)$ row-wise, or greedy (ties split) for `max`.
 
     Args:
-      q: `(..., A)`; temperature: `τ`; kind: backup name; mask: optional `(..., A)` bool.
+      q: `(..., A)`; temperature: $\tau$; kind: backup name; mask: optional `(..., A)` bool.
     Returns:
       `(..., A)` rows summing to 1, zero where `mask` is False.
     """

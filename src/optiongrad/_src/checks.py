@@ -34,7 +34,7 @@ def row_sum_tolerance(dtype) -> float:
 
 
 def default_tol(dtype) -> float:
-    """Default stopping tolerance `‖x_{k+1} − x_k‖_∞ ≤ tol` for fixed-point iterations.
+    r"""Default stopping tolerance $\Vert x_{k+1} - x_k\Vert _\infty \le \mathtt{tol}$ for fixed-point iterations.
 
     float64: 1e-10; float32 (and narrower): 1e-5, a few ulps of values of order 10.
     """
@@ -140,7 +140,7 @@ def number(value, name: str, *, low: Optional[float] = None, high: Optional[floa
 
 def integer(value, name: str, *, minimum: int = 1, maximum: Optional[int] = None,
             allow_none: bool = False) -> Optional[int]:
-    """A Python integer (not a bool or a float) `≥ minimum` (and `≤ maximum`)."""
+    r"""A Python integer (not a bool or a float) $\ge \mathtt{minimum}$ (and $\le \mathtt{maximum}$)."""
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -152,7 +152,7 @@ def integer(value, name: str, *, minimum: int = 1, maximum: Optional[int] = None
 
 
 def tolerance(value, name: str = "tol") -> Optional[float]:
-    """A stopping tolerance: None (the default) or a finite number `≥ 0`, as a Python float
+    r"""A stopping tolerance: None (the default) or a finite number $\ge 0$, as a Python float
     (a static setting of the compiled solve)."""
     number(value, name, low=0.0, allow_none=True)
     return None if value is None else float(value)
@@ -278,7 +278,7 @@ def indices(x, name: str, size: int, *, scalar: bool = False, allow_empty: bool 
 
 
 def temperature(value, backup: str, name: str = "temperature"):
-    """`τ > 0` for the smooth backups, `τ ≥ 0` for `max`; a finite scalar."""
+    r"""$\tau > 0$ for the smooth backups, $\tau \ge 0$ for `max`; a finite scalar."""
     return number(value, name, low=0.0, low_open=backup != "max")
 
 

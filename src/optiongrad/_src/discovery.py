@@ -1,18 +1,18 @@
-"""Option families: from intrinsic rewards planned by the smooth planner, and hallway options.
+r"""Option families: from intrinsic rewards planned by the smooth planner, and hallway options.
 
-Every option here but the hallway options is `π^k = softmax(Q*_k / τ)` with `Q*_k` the soft-value-iteration fixed point
+Every option here but the hallway options is $\pi^k = \operatorname{softmax}(Q^*_k / \tau)$ with $Q^*_k$ the soft-value-iteration fixed point
 of the environment's dynamics with an intrinsic reward `r_k`:
 
 * **Subgoal options** (`subgoal_options`, `random_options`): `r_k` = 1 on entering a subgoal
   state `g_k`; the option terminates on entering `g_k` (β = 1 there, 0 elsewhere). Random
   options draw the subgoals uniformly without replacement.
 * **Eigenoptions** (Machado, Bellemare & Bowling 2017, "A Laplacian framework for option
-  discovery"): potentials `e` are eigenvectors of the graph Laplacian `L = D − W` of the
+  discovery"): potentials `e` are eigenvectors of the graph Laplacian $L = D - W$ of the
   environment's state graph (smallest eigenvalues, the constant one skipped), each used with
-  both signs; `r_k[s, a] = E[e_k(s') | s, a] − e_k(s)`. The option terminates where no
+  both signs; $r_k[s, a] = \mathbb{E}[e_k(s') \mid s, a] - e_k(s)$. The option terminates where no
   successor has a higher potential (a local maximum of `e_k`, where the intrinsic Q-values of
   the greedy policy are ≤ 0, as in Machado et al.). We use the combinatorial Laplacian: the
-  normalised one, `D^{-1/2} L D^{-1/2}`, scales its eigenvectors by `√deg`, which on grids puts
+  normalised one, $D^{-1/2} L D^{-1/2}$, scales its eigenvectors by $\sqrt\deg$, which on grids puts
   spurious local maxima (early terminations) next to the walls (6–11 per eigenvector on four
   rooms, against 1–5).
 
@@ -43,7 +43,7 @@ from optiongrad._src.transitions import SparseTransitions, expectation, to_dense
 
 
 def _plan_policies(mdp: MDP, rewards, temperature, **plan_kwargs):
-    """`softmax(Q*_k/τ)` for a batch of reward tables `(K, S, A)` (vmapped planner); a planner
+    r"""$\operatorname{softmax}(Q^*_k/\tau)$ for a batch of reward tables `(K, S, A)` (vmapped planner); a planner
     that does not converge raises (`throw=True`)."""
     checks.temperature(temperature, plan_kwargs.get("backup", "logsumexp"))
     if not plan_kwargs.pop("throw", True):
@@ -58,13 +58,13 @@ def _plan_policies(mdp: MDP, rewards, temperature, **plan_kwargs):
 
 
 def subgoal_options(mdp: MDP, subgoals, temperature: float = 1e-3, **plan_kwargs) -> Options:
-    """One option per subgoal state: reward 1 on entering it, terminate there.
+    r"""One option per subgoal state: reward 1 on entering it, terminate there.
 
     Args:
       mdp: the environment (its reward is ignored; its discount is the options' planning
         discount).
       subgoals: `(K,)` state indices.
-      temperature: `τ` of the option policies.
+      temperature: $\tau$ of the option policies.
       **plan_kwargs: passed to `soft_value_iteration`.
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
@@ -108,7 +108,7 @@ def state_graph(mdp: MDP) -> scipy.sparse.csr_matrix:
 
 
 def _laplacian_vectors(graph: scipy.sparse.csr_matrix, num: int) -> np.ndarray:
-    """The `num` unit eigenvectors of `L = D − W` after the first (smallest eigenvalues; dense
+    """The `num` unit eigenvectors of $L = D - W$ after the first (smallest eigenvalues; dense
     `eigh` up to 2000 states, shift-invert Lanczos beyond), `(num, S)`, each with its
     largest-magnitude entry positive."""
     degree = np.asarray(graph.sum(axis=1)).ravel()
@@ -127,7 +127,7 @@ def _laplacian_vectors(graph: scipy.sparse.csr_matrix, num: int) -> np.ndarray:
 
 
 def laplacian_eigenvectors(mdp: MDP, num: int) -> np.ndarray:
-    """The `num` unit eigenvectors of the Laplacian `D − W` of the state graph (`state_graph`)
+    """The `num` unit eigenvectors of the Laplacian $D - W$ of the state graph (`state_graph`)
     with the smallest eigenvalues, after the first (constant on a connected graph). Shape
     `(num, S)`; each eigenvector's sign fixed (largest-magnitude entry positive)."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
@@ -136,15 +136,15 @@ def laplacian_eigenvectors(mdp: MDP, num: int) -> np.ndarray:
 
 
 def covering_subgoals(mdp: MDP, num_options: int) -> np.ndarray:
-    """The subgoals of covering options (Jinnai, Park, Abel & Konidaris, ICLR 2019,
+    r"""The subgoals of covering options (Jinnai, Park, Abel & Konidaris, ICLR 2019,
     "Discovering options for exploration by minimizing cover time", Algorithm 1), `(K,)`.
 
     Repeat `K / 2` times: take the Fiedler vector `f` (the eigenvector of the second-smallest
-    eigenvalue `λ₂` of `L = D − W`) of the state graph with the edges added so far, take its
+    eigenvalue $\lambda_2$ of $L = D - W$) of the state graph with the edges added so far, take its
     two extreme states `argmax f` and `argmin f`, and join them by an edge — the option
-    between them, which raises the algebraic connectivity `λ₂` the most to first order and so
+    between them, which raises the algebraic connectivity $\lambda_2$ the most to first order and so
     lowers the upper bound on the expected cover time of a random walk the most. Returns the
-    subgoals in order `(argmax f₁, argmin f₁, argmax f₂, …)`.
+    subgoals in order $(\operatorname{argmax} f_1, \operatorname{argmin} f_1, \operatorname{argmax} f_2, \dots)$.
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     checks.integer(num_options, "num_options", minimum=2, maximum=mdp.num_states)
@@ -173,7 +173,7 @@ def covering_options(mdp: MDP, num_options: int, temperature: float = 1e-3,
 
 def potential_options(mdp: MDP, potentials, temperature: float = 1e-3,
                       **plan_kwargs) -> Options:
-    """Options climbing potentials `e_k (K, S)`: reward `E[e_k(s')] − e_k(s)`, terminate at
+    r"""Options climbing potentials `e_k (K, S)`: reward $\mathbb{E}[e_k(s')] - e_k(s)$, terminate at
     local maxima of `e_k` (no one-step successor with a higher potential)."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     potentials = checks.to_numpy(potentials, "potentials").astype(float)
@@ -196,7 +196,7 @@ def potential_options(mdp: MDP, potentials, temperature: float = 1e-3,
 def eigenoptions(mdp: MDP, num_options: int, temperature: float = 1e-3,
                  **plan_kwargs) -> Options:
     """Machado et al. (2017) eigenoptions: `num_options` (even) options from the
-    `num_options / 2` leading Laplacian eigenvectors, each with both signs (`e`, `−e`)."""
+    `num_options / 2` leading Laplacian eigenvectors, each with both signs (`e`, $-e$)."""
     checks.integer(num_options, "num_options", minimum=2)
     if num_options % 2:
         raise ValueError(f"num_options: expected an even number >= 2, got {num_options}")

@@ -1,17 +1,21 @@
-"""Exact, differentiable policy evaluation.
+r"""Exact, differentiable policy evaluation.
 
-For a policy `π (S, A)` on an MDP `⟨P, r, γ, s0⟩` (DESIGN.md, "Notation"):
+For a policy $\pi$ `(S, A)` on an MDP $\langle P, r, \gamma, s_0\rangle$ (DESIGN.md, "Notation"):
 
-    P_π[s, s'] = Σ_a π[s, a] P[s, a, s'],     r_π[s] = Σ_a π[s, a] r[s, a]
-    V_π = (I − γ P_π)^{-1} r_π                 (S,)
-    Q_π = r + γ P V_π                          (S, A)
-    d_π = s0ᵀ (I − γ P_π)^{-1}                 (S,)  discounted occupancy, sums to 1/(1 − γ)
-    J(π) = s0 · V_π = d_π · r_π                scalar
+$$
+\begin{aligned}
+P_\pi[s, s'] &= \sum_a \pi[s, a] P[s, a, s'], \qquad r_\pi[s] = \sum_a \pi[s, a] r[s, a] \\
+V_\pi &= (I - \gamma P_\pi)^{-1} r_\pi && (S,) \\
+Q_\pi &= r + \gamma P V_\pi && (S, A) \\
+d_\pi &= s_0^\top (I - \gamma P_\pi)^{-1} && (S,) \text{ discounted occupancy, sums to } 1/(1 - \gamma) \\
+J(\pi) &= s_0 \cdot V_\pi = d_\pi \cdot r_\pi && \text{scalar}
+\end{aligned}
+$$
 
 `method="direct"` solves the linear systems with a dense LU factorisation (exact to rounding;
 used for dense transitions and for sparse MDPs with at most 2000 states). `method="iterative"`
-runs the Richardson iteration `V ← r_π + γ P_π V` (a γ-contraction) through
-`optiongrad.fixed_point`, so memory stays `O(S·A·B)` for sparse MDPs and gradients come
+runs the Richardson iteration $V \leftarrow r_\pi + \gamma P_\pi V$ (a γ-contraction) through
+`optiongrad.fixed_point`, so memory stays $O(S\cdot A\cdot B)$ for sparse MDPs and gradients come
 from the implicit function theorem; it stops at relative tolerance `rtol` and returns NaN
 (never a silently wrong number; with `throw=True`, a `RuntimeError`) if it does not converge
 within `max_iter` sweeps.
@@ -79,7 +83,7 @@ def policy_evaluation(
     max_iter: int = 100_000,
     throw: bool = False,
 ) -> Array:
-    """State values `V_π = (I − γ P_π)^{-1} r_π`, shape `(S,)`.
+    r"""State values $V_\pi = (I - \gamma P_\pi)^{-1} r_\pi$, shape `(S,)`.
 
     Args:
       mdp: the MDP.
@@ -102,7 +106,7 @@ def policy_evaluation(
 
 
 def q_values(mdp: MDP, policy: Array, **kwargs) -> Array:
-    """Action values `Q_π = r + γ P V_π`, shape `(S, A)`. Keyword arguments as in
+    r"""Action values $Q_\pi = r + \gamma P V_\pi$, shape `(S, A)`. Keyword arguments as in
     `policy_evaluation`."""
     v = policy_evaluation(mdp, policy, **kwargs)
     return mdp.rewards + mdp.discount * expectation(mdp.transitions, v)
@@ -117,8 +121,8 @@ def occupancy(
     max_iter: int = 100_000,
     throw: bool = False,
 ) -> Array:
-    """Discounted state occupancy `d_π = s0ᵀ (I − γ P_π)^{-1}`, shape `(S,)`, summing to
-    `1/(1 − γ)`. Arguments as in `policy_evaluation`."""
+    r"""Discounted state occupancy $d_\pi = s_0^\top (I - \gamma P_\pi)^{-1}$, shape `(S,)`, summing to
+    $1/(1 - \gamma)$. Arguments as in `policy_evaluation`."""
     policy, method = _check(mdp, policy, method, rtol, max_iter, throw)
     if method == "direct":
         p_pi = policy_matrix(mdp.transitions, policy)
@@ -130,6 +134,6 @@ def occupancy(
 
 
 def expected_return(mdp: MDP, policy: Array, **kwargs) -> Array:
-    """Expected discounted return `J(π) = s0 · V_π` (scalar). Keyword arguments as in
+    r"""Expected discounted return $J(\pi) = s_0 \cdot V_\pi$ (scalar). Keyword arguments as in
     `policy_evaluation`."""
     return jnp.dot(mdp.initial, policy_evaluation(mdp, policy, **kwargs))

@@ -1,10 +1,10 @@
-"""Gauss–Seidel sweeps over the level sets of a sparse MDP: a warm start for value iteration.
+r"""Gauss–Seidel sweeps over the level sets of a sparse MDP: a warm start for value iteration.
 
-Plain (Jacobi) value iteration `V ← F(V)`, `F(V)[s] = m_τ(r[s] + γ Σ_s' P[s, ·, s'] V[s'])`,
+Plain (Jacobi) value iteration $V \leftarrow F(V)$, $F(V)[s] = m_\tau(r[s] + \gamma \sum_{s'} P[s, \cdot, s'] V[s'])$,
 is slow for two reasons. A sweep moves values one transition, so it needs at least the graph
 distance over which the goal changes the values (the whole diameter for `max`); and the rest
 of the error shrinks by γ per sweep — with a soft backup the values of states far from the
-goal carry the geometric sum `Σ_k γ^k τ log(#near-optimal actions)`, an error that is nearly
+goal carry the geometric sum $\sum_k \gamma^k \tau \log(\#\text{near-optimal actions})$, an error that is nearly
 the same in every state and decays at exactly that rate.
 
 This warm start removes both (Bertsekas & Tsitsiklis, *Parallel and Distributed Computation*,
@@ -12,27 +12,27 @@ This warm start removes both (Bertsekas & Tsitsiklis, *Parallel and Distributed 
 
 * **Order.** States are sorted by their breadth-first distance *to* the absorbing states
   (goals): level 0 the absorbing states, level `ℓ` the states one transition from level
-  `ℓ − 1`; states that reach none come last. A Gauss–Seidel sweep updates the levels in that
+  $\ell - 1$; states that reach none come last. A Gauss–Seidel sweep updates the levels in that
   order, each level in windows of at most `window` states updated at once (vectorised), and
   every window reads the values the earlier windows just wrote — so one sweep carries the
   goal's value across the whole graph. Any order gives the same fixed point (`F` is a
-  γ-contraction in `‖·‖_∞`, and so is every Gauss–Seidel sweep); the order sets the speed.
+  γ-contraction in $\Vert \cdot\Vert _\infty$, and so is every Gauss–Seidel sweep); the order sets the speed.
   Without absorbing states there is one level (block Gauss–Seidel in index order).
-* **Absorbing states** (every action stays) are solved exactly: `V[s] = m_τ(r[s])/(1 − γ)`,
-  since `m_τ(x + c) = m_τ(x) + c` for the backups allowed here.
-* **Start and stop.** From `V_0 = F(0) + γ/(1 − γ) · median(F(0))` — most states are far
+* **Absorbing states** (every action stays) are solved exactly: $V[s] = m_\tau(r[s])/(1 - \gamma)$,
+  since $m_\tau(x + c) = m_\tau(x) + c$ for the backups allowed here.
+* **Start and stop.** From $V_0 = F(0) + \gamma/(1 - \gamma) \cdot \operatorname{median}(F(0))$ — most states are far
   from any goal, and this puts their constant entropy tail at its limit at once — sweeps run
-  until the *span* of the residual `d = F(V) − V` (max − min) is at most `tol`, and the
-  result is shifted by `c = (max d + min d) / (2 (1 − γ))`: `F(V + c) − (V + c) = d − (1 − γ)c`
+  until the *span* of the residual $d = F(V) - V$ (max − min) is at most `tol`, and the
+  result is shifted by $c = (\max d + \min d) / (2 (1 - \gamma))$: $F(V + c) - (V + c) = d - (1 - \gamma)c$
   then lies within `±span/2`, the MacQueen–Porteus midpoint. The span converges faster than
   the residual itself because the constant part of the error no longer counts. Where
   rounding stalls the span above `tol` (float32 with a tolerance below the values' ulp, e.g.
-  γ = 0.999 and values ≈ 140), the shift is the lower bound `c = min d / (1 − γ)` instead:
-  then `F(V) ≥ V`, a sub-solution from which the finishing sweeps rise monotonically to the
+  γ = 0.999 and values ≈ 140), the shift is the lower bound $c = \min d / (1 - \gamma)$ instead:
+  then $F(V) \ge V$, a sub-solution from which the finishing sweeps rise monotonically to the
   float32 fixed point, as they do from zero, where from the midpoint they can cycle by an ulp
   forever.
 
-The planner then finishes with ordinary sweeps from `Q_0 = r + γ P V` (usually one), so its
+The planner then finishes with ordinary sweeps from $Q_0 = r + \gamma P V$ (usually one), so its
 result, stopping rule, report and implicit gradient are exactly those of plain iteration.
 Measured on a 300×300 open grid (γ = 0.99, τ = 0.01, float32; README, Benchmarks).
 """
@@ -54,8 +54,8 @@ from optiongrad._src.transitions import SparseTransitions, expectation
 Array = jax.Array
 
 MAX_RATE = 0.9
-"""The largest per-block rate whose geometric tail the adjoint start extrapolates (a factor
-`λ/(1 − λ)` of at most 9)."""
+r"""The largest per-block rate whose geometric tail the adjoint start extrapolates (a factor
+$\lambda/(1 - \lambda)$ of at most 9)."""
 
 GAUSS_SEIDEL_BACKUPS = ("logsumexp", "mellowmax", "max")
 """The backups a Gauss–Seidel warm start supports: non-expansions that commute with adding a
@@ -156,8 +156,8 @@ def _warm_start(mdp: MDP, temperature, order: Array, starts: Array, *, kind: str
 
 
 def _sweep_to_span(values, sweep, x0, gamma, tol: float, max_sweeps: int, check_every: int):
-    """Gauss–Seidel `sweep`s from `x0`, `check_every` at a time, until the span of the
-    residual `d = values(x) − x` is at most `tol` (or stops improving), then the
+    r"""Gauss–Seidel `sweep`s from `x0`, `check_every` at a time, until the span of the
+    residual $d = \mathtt{values}(x) - x$ is at most `tol` (or stops improving), then the
     MacQueen–Porteus shift (module docstring); returns `(x, sweeps)`."""
     inf = jnp.asarray(jnp.inf, x0.dtype)
 
@@ -189,13 +189,13 @@ def _sweep_to_span(values, sweep, x0, gamma, tol: float, max_sweeps: int, check_
 def gauss_seidel_options(mdp: MDP, policy: Array, termination: Array, temperature, kind: str,
                          mask, tol: float, max_sweeps: int, plan: Levels,
                          check_every: int) -> tuple[Array, Array]:
-    """The same warm start for the intra-option Bellman equation (`intra_option_update`):
+    r"""The same warm start for the intra-option Bellman equation (`intra_option_update`):
     `(Q_O (S, K), Gauss–Seidel sweeps)`. Rows of `Q_O` are updated window by window in the
-    order `plan`, reading the rows just written; `V = m_τ(Q_O)` over the available options
+    order `plan`, reading the rows just written; $V = m_\tau(Q_O)$ over the available options
     (`mask (S, K)`) is formed for the successors each window reads. The absorbing states'
     rows (a `K`-dimensional fixed point of their own) are solved first by plain sweeps to
-    `tol / 10`; the rest starts at `T(0) + γ/(1 − γ) · median m_τ(T(0))` and stops on the span
-    of `T(Q) − Q` with the lower-bound shift `min(T(Q) − Q)/(1 − γ)` (`T(Q + c) = T(Q) + γc`
+    `tol / 10`; the rest starts at $T(0) + \gamma/(1 - \gamma) \cdot \operatorname{median} m_\tau(T(0))$ and stops on the span
+    of $T(Q) - Q$ with the lower-bound shift $\min(T(Q) - Q)/(1 - \gamma)$ ($T(Q + c) = T(Q) + \gamma c$
     holds here too), so the finishing intra-option sweeps rise to the fixed point. Not
     differentiated."""
     mdp, policy, termination, temperature = jax.lax.stop_gradient(
@@ -260,23 +260,23 @@ def _options_warm_start(mdp, policy, termination, temperature, mask, order, star
 
 
 class AdjointStart(NamedTuple):
-    """Where the implicit adjoint of a Gauss–Seidel-planned `Q*` starts (`fixed_point`'s
+    r"""Where the implicit adjoint of a Gauss–Seidel-planned $Q^*$ starts (`fixed_point`'s
     `adjoint_start`): ordered Gauss–Seidel sweeps on the adjoint equation, in the reverse
     order (values flow from the goal outwards, visits from the far states inwards).
 
-    At `Q*` the adjoint equation `u = ḡ + (∂_Q T)ᵀ u` of `T(Q) = r + γ P m_τ(Q)` reduces to the
-    states: `u = ḡ + π ⊙ w` with the policy `π = ∂m_τ/∂Q` and
-    `w[s'] = γ Σ_{s, a} P[s, a, s'] (ḡ[s, a] + π[s, a] w[s])`, a linear system whose unknown
+    At $Q^*$ the adjoint equation $u = \bar{g} + (\partial_Q T)^\top u$ of $T(Q) = r + \gamma P m_\tau(Q)$ reduces to the
+    states: $u = \bar{g} + \pi \odot w$ with the policy $\pi = \partial m_\tau/\partial Q$ and
+    $w[s'] = \gamma \sum_{s, a} P[s, a, s'] (\bar{g}[s, a] + \pi[s, a] w[s])$, a linear system whose unknown
     `w[s']` is gathered from the states that lead to `s'` (the `sources` table). Each sweep
     solves every state's own equation for its own unknown (the diagonal, e.g. an absorbing
     state's self-loop, divided out), window by window, far states first, until
-    `‖w_{k+1} − w_k‖_1 ≤ rtol ‖w_{k+1}‖_1`, `check_every` sweeps at a time.
+    $\Vert w_{k+1} - w_k\Vert _1 \le \mathrm{rtol} \Vert w_{k+1}\Vert _1$, `check_every` sweeps at a time.
 
     Where the policy is nearly uniform (far from the goal, where neighbouring values differ by
-    less than τ) the visits diffuse, and the sweeps' steps `δ_k` shrink geometrically at a
+    less than τ) the visits diffuse, and the sweeps' steps $\delta_k$ shrink geometrically at a
     rate close to 1 (≈ 0.955 per sweep on a 100×100 grid at τ = 0.01). After each block the
     tail is extrapolated (Aitken's δ² process applied to the block's dominant mode):
-    `λ = ⟨δ_k, δ_{k−1}⟩ / ‖δ_{k−1}‖²` and `w ← w + λ/(1 − λ) δ_k` when `0 < λ < 0.9`
+    $\lambda = \langle\delta_k, \delta_{k-1}\rangle / \Vert \delta_{k-1}\Vert ^2$ and $w \leftarrow w + \lambda/(1 - \lambda) \delta_k$ when $0 < \lambda < 0.9$
     (`MAX_RATE`), never on the block that meets the tolerance. On 100×100 grids at γ = 0.99
     this cut the start's time 1.6–6×; with rates up to 0.99 it failed at γ = 0.999 (the
     plain adjoint iteration then needed 45 000 iterations to confirm the start, against 1),

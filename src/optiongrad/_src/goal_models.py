@@ -1,38 +1,43 @@
-"""Option models of many goal tasks at once, factored: never `(T, K, S, S)` in memory.
+r"""Option models of many goal tasks at once, factored: never `(T, K, S, S)` in memory.
 
 In the goal task `g` of an environment (`goal_task`: `g` absorbing, reward 1 on entering it)
 only row `g` of the dynamics changes, so an option's model there is the environment's plus a
-rank-one term (Sherman & Morrison 1950). With `P_π`, `Λ = diag(1 − β)`, `B = diag(β)` of an
+rank-one term (Sherman & Morrison 1950). With $P_\pi$, $\Lambda = \operatorname{diag}(1 - \beta)$, $B = \operatorname{diag}(\beta)$ of an
 option in the environment,
 
-    A = I − γ P_π Λ,   M = A^{-1},   D = I − P_π            (row g of D: d_g = e_g − P_π[g])
-    A_g = A − e_g w_gᵀ,   w_g = γ Λ d_g                     (only row g of P_π changes)
-    z_gᵀ = w_gᵀ M,   c_g = 1 − z_g[g],   u_g = M[:, g]
-    M_g = A_g^{-1} = M + u_g z_gᵀ / c_g                      (Sherman–Morrison)
-    P^o_g = γ M_g P^g_π B = P^o + u_g y_gᵀ,   y_g = γ β ⊙ (d_g + P_πᵀ z_g) / c_g
-    r^o_g = M_g q_g = M q_g + u_g (z_g · q_g) / c_g,   q_g = P_π[:, g] with entry g set to 0
+$$
+\begin{aligned}
+A &= I - \gamma P_\pi \Lambda, \quad M = A^{-1}, \quad D = I - P_\pi
+  && \text{(row $g$ of $D$: $d_g = e_g - P_\pi[g]$)} \\
+A_g &= A - e_g w_g^\top, \quad w_g = \gamma \Lambda d_g && \text{(only row $g$ of $P_\pi$ changes)} \\
+z_g^\top &= w_g^\top M, \quad c_g = 1 - z_g[g], \quad u_g = M[:, g] \\
+M_g &= A_g^{-1} = M + u_g z_g^\top / c_g && \text{(Sherman–Morrison)} \\
+P^o_g &= \gamma M_g P^g_\pi B = P^o + u_g y_g^\top, \quad y_g = \gamma \beta \odot (d_g + P_\pi^\top z_g) / c_g \\
+r^o_g &= M_g q_g = M q_g + u_g (z_g \cdot q_g) / c_g, \quad q_g = P_\pi[:, g] \text{ with entry $g$ set to 0}
+\end{aligned}
+$$
 
-where `P^o = γ M P_π B` is the option's model in the environment; `M` itself is never formed
-(two solves with `A` and `Aᵀ` per option give `P^o`, `u`, `M q` and `z`). For a batch
-of `T` goals `GoalModels` holds `P^O (K, S, S)`, `u (K, S, T)`, `y (K, T, S)` and the rewards
-`(T, S, K)`: memory `O(K S² + T K S)`. Everything a planner over options needs is then a matrix
+where $P^o = \gamma M P_\pi B$ is the option's model in the environment; `M` itself is never formed
+(two solves with `A` and $A^\top$ per option give $P^o$, `u`, `M q` and `z`). For a batch
+of `T` goals `GoalModels` holds $P^O$ `(K, S, S)`, `u (K, S, T)`, `y (K, T, S)` and the rewards
+`(T, S, K)`: memory $O(K S^2 + T K S)$. Everything a planner over options needs is then a matrix
 product over all goals at once:
 
-    SMDP sweep    (P^O_g v_g)[s, o] = (P^o v_g)[s] + u_{o,g}[s] (y_{o,g} · v_g)
-                  — one `(K·S, S) × (S, T)` product plus `T K S` rank-one terms;
-    evaluation    P^O_{μ,g} = Σ_o μ_g[:, o] ⊙ P^o + Σ_o (μ_g[:, o] ⊙ u_{o,g}) y_{o,g}ᵀ,
-                  `v_g = (I − P^O_{μ,g})^{-1} r^O_{μ,g}` — an `(S, S)` solve per goal, done in
-                  chunks of goals so that memory stays `O(chunk · S²)`.
+* SMDP sweep: $(P^O_g v_g)[s, o] = (P^o v_g)[s] + u_{o,g}[s] \, (y_{o,g} \cdot v_g)$ — one
+  $(K S, S) \times (S, T)$ product plus $T K S$ rank-one terms;
+* evaluation: $P^O_{\mu,g} = \sum_o \mu_g[:, o] \odot P^o + \sum_o (\mu_g[:, o] \odot u_{o,g})\, y_{o,g}^\top$,
+  $v_g = (I - P^O_{\mu,g})^{-1} r^O_{\mu,g}$ — an `(S, S)` solve per goal, done in chunks of
+  goals so that memory stays $O(\mathrm{chunk} \cdot S^2)$.
 
-One LU factorisation per option serves all goals (`O(K S³ + T K S²)`), and the gradients of all
+One LU factorisation per option serves all goals ($O(K S^3 + T K S^2)$), and the gradients of all
 of it flow through the factors, not through a `(T, K, S, S)` tensor.
 
 Options that may start in few states (hallway options: a room and its doorways) waste most of
 `(K, S, S)`: rows where an option is not available are masked out of every planner. With an
-`OptionTable` (`option_table(initiation)`) the models keep, per state `s`, only the `J ≤ K`
-options available in `s` — `P^O (S, J, S)`, `u (S, J, T)`, rewards `(T, S, J)` — and the
-planners work on these slots (`Q (T, S, J)`, empty slots masked): a sweep costs `O(T S² J)`
-instead of `O(T S² K)` and the planners' memory is `O(T S J)` (84 hallway options on
+`OptionTable` (`option_table(initiation)`) the models keep, per state `s`, only the $J \le K$
+options available in `s` — $P^O$ `(S, J, S)`, `u (S, J, T)`, rewards `(T, S, J)` — and the
+planners work on these slots (`Q (T, S, J)`, empty slots masked): a sweep costs $O(T S^2 J)$
+instead of $O(T S^2 K)$ and the planners' memory is `O(T S J)` (84 hallway options on
 twenty-five rooms: `J = 10`).
 """
 
@@ -59,13 +64,13 @@ Array = jax.Array
 
 
 class OptionTable(NamedTuple):
-    """Which options may start where, for the compact layout of `GoalModels` (made by
+    r"""Which options may start where, for the compact layout of `GoalModels` (made by
     `option_table` from a concrete initiation mask).
 
     Attributes:
       rows: `(K, R)` the states where each option may start (padded with state 0), `R` the
         largest initiation set.
-      slots: `(K, R)` where each of those rows goes in the flattened `(S·J)` slots (`S·J`: a
+      slots: `(K, R)` where each of those rows goes in the flattened $(S\cdot J)$ slots ($S\cdot J$: a
         padding row, dropped), `J` the most options available in one state.
       ids: `(S, J)` the option in each slot (`K`: an empty slot).
     """
@@ -93,14 +98,14 @@ def option_table(initiation) -> OptionTable:
 
 
 class GoalModels(eqx.Module):
-    """The option models of `K` options in `T` goal tasks of one environment, factored.
+    r"""The option models of `K` options in `T` goal tasks of one environment, factored.
 
     Attributes:
-      base: `(K, S, S)` `P^o`, the options' transition models in the environment; with
+      base: `(K, S, S)` $P^o$, the options' transition models in the environment; with
         `ids`, `(S, J, S)`: row `s` of the model of option `ids[s, j]`.
-      u: `(K, S, T)` `u_{o,g} = M_o[:, g]`; with `ids`, `(S, J, T)` (the same rows).
-      y: `(K, T, S)` `y_{o,g}`: `P^o_g = P^o + u_{o,g} y_{o,g}ᵀ`.
-      rewards: `(T, S, K)` the reward models `r^o_g`; with `ids`, `(T, S, J)`.
+      u: `(K, S, T)` $u_{o,g} = M_o[:, g]$; with `ids`, `(S, J, T)` (the same rows).
+      y: `(K, T, S)` $y_{o,g}$: $P^o_g = P^o + u_{o,g} y_{o,g}^\top$.
+      rewards: `(T, S, K)` the reward models $r^o_g$; with `ids`, `(T, S, J)`.
       initial: `(T, S)` each task's `s0` (uniform over the states other than its goal).
       ids: `None`, or `(S, J)` the option in each slot of each state (`K`: an empty slot), for
         the compact layout (`OptionTable`): everything indexed by options is then indexed by
@@ -136,7 +141,7 @@ class GoalModels(eqx.Module):
         return jnp.take_along_axis(padded, self.ids[None], axis=2)
 
     def apply(self, values: Array) -> Array:
-        """`(P^O_g v_g)[s, o]` for values `v (T, S)`, shape `(T, S, K)` (`(T, S, J)` per slot
+        """$(P^O_g v_g)[s, o]$ for values `v (T, S)`, shape `(T, S, K)` (`(T, S, J)` per slot
         in the compact layout)."""
         rank_one = jnp.einsum("kgt,gt->kg", self.y, values)
         if self.ids is None:
@@ -147,7 +152,7 @@ class GoalModels(eqx.Module):
         return slots + jnp.transpose(self.u * rank_one, (2, 0, 1))
 
     def policy_matrix(self, mu: Array) -> Array:
-        """`P^O_{μ,g}[s, s'] = Σ_o μ_g[s, o] P^o_g[s, s']` for `mu (T, S, K)` (`(T, S, J)` per
+        r"""$P^O_{\mu,g}[s, s'] = \sum_o \mu_g[s, o] P^o_g[s, s']$ for `mu (T, S, K)` (`(T, S, J)` per
         slot in the compact layout), `(T, S, S)`."""
         # Written as broadcast products summed over the options rather than as `einsum`s:
         # XLA then fuses each into one pass over the `(T, S, S)` output, where the batched
@@ -179,8 +184,8 @@ class GoalModels(eqx.Module):
 
 
 def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
-    """Per option and goals `G (T,)`: `P^o (S, S)`, `u (S, T)`, `y (T, S)`, `r (S, T)` (column
-    `t` is the reward model in goal task `G[t]`), from two solves with `A = I − γ P_π Λ`."""
+    r"""Per option and goals `G (T,)`: $P^o$ `(S, S)`, `u (S, T)`, `y (T, S)`, `r (S, T)` (column
+    `t` is the reward model in goal task `G[t]`), from two solves with $A = I - \gamma P_\pi \Lambda$."""
     gamma = mdp.discount
     s, t = mdp.num_states, goals.shape[0]
     eye = jnp.eye(s, dtype=mdp.dtype)
@@ -206,8 +211,8 @@ def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
 
 
 def _terminating_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
-    """`_option_factors` of an option with `β ≡ 1` (`termination` is not read): `A = I`,
-    `z_g = 0`, so `P^o = γ P_π`, `u_g = e_g`, `y_g = γ d_g`, `r^o_g = q_g` — no solve."""
+    r"""`_option_factors` of an option with $\beta \equiv 1$ (`termination` is not read): `A = I`,
+    $z_g = 0$, so $P^o = \gamma P_\pi$, $u_g = e_g$, $y_g = \gamma d_g$, $r^o_g = q_g$ — no solve."""
     s, t = mdp.num_states, goals.shape[0]
     eye = jnp.eye(s, dtype=mdp.dtype)
     p_pi = policy_matrix(mdp.transitions, policy)
@@ -219,14 +224,14 @@ def _terminating_factors(mdp: MDP, policy: Array, termination: Array, goals: Arr
 
 def goal_models(mdp: MDP, options: Options, goals: Array,
                 table: Optional[OptionTable] = None, *, exact: int = 0) -> GoalModels:
-    """The factored option models of `options` in the goal tasks `goals (T,)` of the
-    environment `mdp` (dense or sparse transitions; `P_π` is formed densely, so this is for
+    r"""The factored option models of `options` in the goal tasks `goals (T,)` of the
+    environment `mdp` (dense or sparse transitions; $P_\pi$ is formed densely, so this is for
     `S` up to a few thousand). Equal to `option_models(goal_task(mdp, g), options)` for each
     goal, to rounding, and differentiable in the options. With `table`
     (`option_table(options.initiation)`) only the rows of each option's initiation set are
     kept, one slot per available option and state (the compact layout); the planners then
     work on the slots and mask the empty ones themselves. The last `exact` options must
-    terminate everywhere (`β ≡ 1`, e.g. the primitives appended by `with_primitives`; checked
+    terminate everywhere ($\beta \equiv 1$, e.g. the primitives appended by `with_primitives`; checked
     when concrete): their models are written down without a solve, and their terminations
     are taken as the constant 1 (no derivative with respect to them)."""
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
@@ -293,9 +298,9 @@ def goal_model_returns(models: GoalModels, temperature, *, num_sweeps: Optional[
                        backup: str = "logsumexp", tol: Optional[float] = None,
                        initiation: Optional[Array] = None,
                        chunk: Optional[int] = None) -> tuple[Array, Array]:
-    """Returns `s0_g · v_{μ_g}` in every goal task of `models`, shape `(T,)`, where
-    `μ_g = softmax(Q_g/τ)` is planned by smooth SMDP planning over the factored models, all
-    goals at once: `Q ← R + P^O m_τ(Q)` for `num_sweeps` sweeps from zero values (unrolled
+    r"""Returns $s_{0,g} \cdot v_{\mu_g}$ in every goal task of `models`, shape `(T,)`, where
+    $\mu_g = \operatorname{softmax}(Q_g/\tau)$ is planned by smooth SMDP planning over the factored models, all
+    goals at once: $Q \leftarrow R + P^O m_\tau(Q)$ for `num_sweeps` sweeps from zero values (unrolled
     gradient) or, with `num_sweeps=None`, to convergence (implicit gradient; one joint solve:
     if it fails every return is NaN). `initiation (K, S)` restricts the options available in
     each state (compact models carry their own: it is not needed). Also returns the planner's

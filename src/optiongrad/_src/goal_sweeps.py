@@ -1,23 +1,27 @@
-"""Returns of options in many goal tasks, matrix-free: intra-option sweeps over sparse dynamics.
+r"""Returns of options in many goal tasks, matrix-free: intra-option sweeps over sparse dynamics.
 
 The factored goal models (`goal_models`) keep `(K, S, S)` option models, which stops at a few
 thousand states. Here no option model is formed: everything a planner over options needs is
 the action of an option model on a vector, and each such action is the fixed point of
 intra-option sweeps (Sutton, Precup & Singh 1999, section 3) in the goal task itself. With
-`P^g` the goal task's dynamics (`goal_task`: `g` absorbing, reward 1 on entering it) and, per
-option, `P_π = Σ_a π[s, a] P^g[s, a]`, `Λ = diag(1 − β)`, `A = I − γ P_π Λ`:
+$P^g$ the goal task's dynamics (`goal_task`: `g` absorbing, reward 1 on entering it) and, per
+option, $P_\pi = \sum_a \pi[s, a] P^g[s, a]$, $\Lambda = \operatorname{diag}(1 - \beta)$, $A = I - \gamma P_\pi \Lambda$:
 
-    reward model   r^o_g      = A^{-1} r_π                 (the sweep with V = 0)
-    applied model  P^o_g v    = A^{-1} γ P_π (β ⊙ v)       (the sweep with r = 0)
-    evaluation     v_μ = Σ_o μ_o ⊙ U_o,  U_o = r_π + γ P_π (Λ U_o + β ⊙ v_μ)
+$$
+\begin{aligned}
+\text{reward model} && r^o_g &= A^{-1} r_\pi && \text{(the sweep with $V = 0$)} \\
+\text{applied model} && P^o_g v &= A^{-1} \gamma P_\pi (\beta \odot v) && \text{(the sweep with $r = 0$)} \\
+\text{evaluation} && v_\mu &= \sum_o \mu_o \odot U_o, \quad U_o = r_\pi + \gamma P_\pi (\Lambda U_o + \beta \odot v_\mu)
+\end{aligned}
+$$
 
-so `N` SMDP sweeps from zero values, `Q ← R + P^O m_τ(Q)`, cost `N + 1` matrix-free solves of
+so `N` SMDP sweeps from zero values, $Q \leftarrow R + P^O m_\tau(Q)$, cost `N + 1` matrix-free solves of
 all options at once (the reward models and one per sweep), and the planned policy
-`μ = softmax(Q/τ)` is scored by one more. Each solve is a `fixed_point` (implicit gradient) over
+$\mu = \operatorname{softmax}(Q/\tau)$ is scored by one more. Each solve is a `fixed_point` (implicit gradient) over
 `(S, B, K)` arrays — `B` goals, `K` options — whose sweep is one gather of each state's
 successors (`policy_expectation`; its transpose is a gather too), `O(K S A n B)` with `n`
 successors per state-action pair; memory is `O(K S B)`, so a map's size is limited by time, not
-memory. Options with `β ≡ 1` (primitives) are exact after one sweep and are not iterated.
+memory. Options with $\beta \equiv 1$ (primitives) are exact after one sweep and are not iterated.
 Batches of goals are taken one after the other (`lax.map`).
 
 These equal the factored and the dense per-goal models' returns to the solves' tolerance
@@ -57,15 +61,15 @@ def _adjoint(dtype) -> Implicit:
 
 def _update(mdp: MDP, goals: Array, reward: Optional[Array], policy: Array,
             termination: Array, z: Array, value: Array) -> Array:
-    """One intra-option backup in the goal tasks `goals (B,)` at once, `(S, B, K)`:
+    r"""One intra-option backup in the goal tasks `goals (B,)` at once, `(S, B, K)`:
 
         z[s, b, o] ← Σ_a π^o[s, a] (r^g[s, a] + γ Σ_s' P^g[s, a, s'] (β^o[s'] v[s', b]
                                                                   + (1 − β^o[s']) z[s', b, o]))
 
-    with `g = goals[b]`, the environment's `P` shared by every goal (`P^g` differs from it
+    with `g = goals[b]`, the environment's `P` shared by every goal ($P^g$ differs from it
     only in row `g`, which is set afterwards: absorbing, no reward), the options' expected
-    rewards `reward[s, b, o] = Σ_a π^o[s, a] r^g[s, a]` (`(S, B, K)`, None: no reward) with
-    `r^g[s, a] = P[s, a, g]`, `z (S, B, K)` and `value (S, B)`."""
+    rewards $\mathtt{reward}[s, b, o] = \sum_a \pi^o[s, a] r^g[s, a]$ (`(S, B, K)`, None: no reward) with
+    $r^g[s, a] = P[s, a, g]$, `z (S, B, K)` and `value (S, B)`."""
     beta = termination.T[:, None, :]                                  # (S, 1, K)
     u = beta * value[:, :, None] + (1.0 - beta) * z                   # (S, B, K)
     out = mdp.discount * policy_expectation(mdp.transitions, policy, u)
@@ -77,8 +81,8 @@ def _update(mdp: MDP, goals: Array, reward: Optional[Array], policy: Array,
 
 
 def _solve(mdp, goals, reward, policy, termination, value, init, *, tol, max_iter, mu=None):
-    """The fixed point of `_update` from `init (S, B, K)` with the terminal values
-    `value (S, B)`, or, if `value` is None, `V = Σ_o μ[:, :, o] z[:, :, o]` for `mu (S, B, K)`:
+    r"""The fixed point of `_update` from `init (S, B, K)` with the terminal values
+    `value (S, B)`, or, if `value` is None, $V = \sum_o \mu[:, :, o] z[:, :, o]$ for `mu (S, B, K)`:
     a policy evaluation."""
 
     def operator(params, z):
@@ -154,10 +158,10 @@ def sweep_goal_returns(mdp: MDP, options: Options, goals: Array, temperature, *,
                        tol: Optional[float] = None, max_iter: int = 10_000,
                        batch_size: Optional[int] = None, exact: int = 0
                        ) -> tuple[Array, Array]:
-    """Returns `s0_g · v_{μ_g}` of the policy over `options` planned in each goal task of
+    r"""Returns $s_{0,g} \cdot v_{\mu_g}$ of the policy over `options` planned in each goal task of
     `goals (T,)`, shape `(T,)`, matrix-free (module docstring), and each goal's `RESULTS` code.
 
-    `μ_g = softmax(Q_g/τ)` with `Q_g` after `num_sweeps` SMDP sweeps from zero values
+    $\mu_g = \operatorname{softmax}(Q_g/\tau)$ with `Q_g` after `num_sweeps` SMDP sweeps from zero values
     (unrolled over the sweeps, each sweep's option models by an implicit solve), or at
     convergence of the intra-option planner with `num_sweeps=None`. The same returns as
     `goal_model_returns(goal_models(mdp, options, goals), …)` and as
@@ -169,13 +173,13 @@ def sweep_goal_returns(mdp: MDP, options: Options, goals: Array, temperature, *,
       options: `K` options (primitives appended already, if wanted); initiation sets are
         honoured by the planner.
       goals: `(T,)` goal states.
-      temperature: `τ > 0` of the policy over options; backup: the SMDP backup.
+      temperature: $\tau > 0$ of the policy over options; backup: the SMDP backup.
       num_sweeps: the planning budget `N`, or None (plan to convergence).
       tol: the planner's tolerance with `num_sweeps=None` (as in `goal_model_returns`); the
         option-model and evaluation solves always stop at the dtype's default (`fixed_point`).
       max_iter: the iteration limit of every solve.
-      batch_size: goals per batch (default all; smaller bounds memory at `O(batch · K S)`).
-      exact: the last `exact` options terminate everywhere (`β ≡ 1`, e.g. the primitives of
+      batch_size: goals per batch (default all; smaller bounds memory at $O(\mathrm{batch} \cdot K S)$).
+      exact: the last `exact` options terminate everywhere ($\beta \equiv 1$, e.g. the primitives of
         `with_primitives`), so their models are exact after one sweep and are not iterated
         (checked when the terminations are concrete).
 

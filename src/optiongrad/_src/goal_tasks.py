@@ -1,11 +1,15 @@
-"""Goal-reaching tasks of one environment, and their option models from one factorisation.
+r"""Goal-reaching tasks of one environment, and their option models from one factorisation.
 
-A *goal task* `g` of an environment MDP `(P, γ)` (`goal_task`; DESIGN.md, "The four-rooms
+A *goal task* `g` of an environment MDP $(P, \gamma)$ (`goal_task`; DESIGN.md, "The four-rooms
 experiment") has
 
-    P^g = P except row g:  P^g[g, a, :] = e_g               (g absorbing)
-    r^g[s, a] = P[s, a, g] for s ≠ g,  r^g[g, a] = 0        (reward 1 on entering g)
-    s0^g = uniform over the S − 1 states other than g.
+$$
+\begin{aligned}
+P^g &= P \text{ except row } g: \quad P^g[g, a, :] = e_g && \text{($g$ absorbing)} \\
+r^g[s, a] &= P[s, a, g] \text{ for } s \ne g, \quad r^g[g, a] = 0 && \text{(reward 1 on entering $g$)} \\
+s_0^g &= \text{uniform over the $S - 1$ states other than $g$.}
+\end{aligned}
+$$
 
 Their option models differ from the environment's by a rank-one term each: `goal_models`
 (`optiongrad._src.goal_models`) keeps them factored; `goal_option_models` materialises the dense
@@ -36,18 +40,18 @@ Array = jax.Array
 @renamed(environment="mdp", grid="mdp")
 def goal_task(mdp: Union[MDP, GridWorld], goal, discount=None, *,
               sparse: Optional[bool] = None, dtype=None) -> MDP:
-    """The goal-reaching task `goal` of an environment: reward 1 on entering `goal`, `goal`
+    r"""The goal-reaching task `goal` of an environment: reward 1 on entering `goal`, `goal`
     absorbing with zero reward, `s0` uniform over the other states.
 
     With `P` the environment's dynamics (its own reward and `s0` are ignored):
-    `P^g = P` except `P^g[g, a] = e_g`; `r^g[s, a] = P[s, a, g]` for `s ≠ g`, `r^g[g, a] = 0`;
-    `s0^g[s] = 1/(S − 1)` for `s ≠ g`.
+    $P^g = P$ except $P^g[g, a] = e_g$; $r^g[s, a] = P[s, a, g]$ for `s ≠ g`, $r^g[g, a] = 0$;
+    $s_0^g[s] = 1/(S - 1)$ for `s ≠ g`.
 
     Args:
       mdp: the environment: an `MDP` (dense or sparse transitions) or a `GridWorld` (its
         dynamics, as `navigation_mdp` builds them). At least two states.
       goal: the goal state index; may be a tracer (`jax.vmap` over goals).
-      discount: `γ`; for a grid, default 0.99; for an MDP, default its own discount.
+      discount: $\gamma$; for a grid, default 0.99; for an MDP, default its own discount.
       sparse: for a grid, `SparseTransitions` (True), a dense tensor (False) or by size
         (None: sparse when `S > 1000`); not used with an MDP.
       dtype: for a grid, the floating dtype (default: JAX's default float); not used with an
@@ -87,16 +91,16 @@ def goal_task(mdp: Union[MDP, GridWorld], goal, discount=None, *,
 
 @renamed(environment="mdp")
 def reference_returns(mdp: MDP, goals: Array) -> tuple[Array, Array, Array]:
-    """The references that normalise returns on goal tasks of `goals (T,)`:
-    optimal `Q*` of each task by hard value iteration `(T, S, A)`, and the returns
-    `s0 · V_π` of the optimal policy `(T,)` and of the uniform-random policy `(T,)`, so that
-    a return `J` normalises to `(J − J_random) / (J* − J_random)`. The optimal `Q*` and `J*`
+    r"""The references that normalise returns on goal tasks of `goals (T,)`:
+    optimal $Q^*$ of each task by hard value iteration `(T, S, A)`, and the returns
+    $s_0 \cdot V_\pi$ of the optimal policy `(T,)` and of the uniform-random policy `(T,)`, so that
+    a return `J` normalises to $(J - J_{\mathrm{random}}) / (J^* - J_{\mathrm{random}})$. The optimal $Q^*$ and $J^*$
     of a task whose hard value iteration failed are NaN. Goals are taken a batch at a time
     (`lax.map` of a `vmap`) so that the batch's dense task models stay within about 128 MB.
 
     The uniform-random policy is the same in every task, so its values in all of them come
     from one factorisation (`goal_models` of the option "follow π uniformly, never terminate",
-    whose reward model in task `g` is `V^g_uniform`): `O(S³ + T S²)`, not one solve per goal.
+    whose reward model in task `g` is $V^g_{\mathrm{uniform}}$): $O(S^3 + T S^2)$, not one solve per goal.
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
     goals = jnp.asarray(checks.indices(goals, "goals", mdp.num_states))
@@ -122,10 +126,10 @@ def reference_returns(mdp: MDP, goals: Array) -> tuple[Array, Array, Array]:
 @renamed(environment="mdp")
 def goal_option_models(mdp: MDP, options: Options, goals: Array
                        ) -> tuple[Array, Array, Array]:
-    """Option models of `options` in the goal tasks `goals` of the environment `mdp`.
+    r"""Option models of `options` in the goal tasks `goals` of the environment `mdp`.
 
     Args:
-      mdp: the environment without a goal (dense or sparse transitions; `P_π` is formed
+      mdp: the environment without a goal (dense or sparse transitions; $P_\pi$ is formed
         densely); its reward is ignored.
       options: `K` options for it (their initiation sets are not used here).
       goals: `(T,)` int goal states.
@@ -133,7 +137,7 @@ def goal_option_models(mdp: MDP, options: Options, goals: Array
     Returns:
       `(rewards (T, S, K), transitions (T, K, S, S), initial (T, S))`: for each goal the option
       models `optiongrad.option_models(goal_task(mdp, g), options)` and the task's `s0`.
-      Memory `O(T K S²)`: for many goals or states use the factored `goal_models`.
+      Memory $O(T K S^2)$: for many goals or states use the factored `goal_models`.
     """
     models = goal_models(mdp, options, goals)
     return models.rewards, models.transitions(), models.initial

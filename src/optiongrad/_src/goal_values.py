@@ -1,32 +1,38 @@
-"""Values of policies over options in many goal tasks, and the derivative of their returns.
+r"""Values of policies over options in many goal tasks, and the derivative of their returns.
 
-For the factored goal models (`GoalModels`) and a policy over options `μ_g (S, K)` in each goal
+For the factored goal models (`GoalModels`) and a policy over options $\mu_g$ `(S, K)` in each goal
 task `g`, the policy's value solves one `(S, S)` linear system per goal,
 
-    v_g = (I − P^O_{μ,g})^{-1} r^O_{μ,g},     P^O_{μ,g}[s] = Σ_o μ_g[s, o] P^o_g[s],
-    r^O_{μ,g}[s] = Σ_o μ_g[s, o] r^o_g[s],
+$$
+v_g = (I - P^O_{\mu,g})^{-1} r^O_{\mu,g}, \qquad P^O_{\mu,g}[s] = \sum_o \mu_g[s, o] P^o_g[s], \qquad
+r^O_{\mu,g}[s] = \sum_o \mu_g[s, o] r^o_g[s],
+$$
 
-and its return is `J_g = s0_g · v_g`. Differentiating the solve (as `jnp.linalg.solve` would)
-gives a cotangent on the dense `(S, S)` matrix `P^O_{μ,g}` of every goal, which is then
-contracted with the factors — `O(T K S²)` work and `(T, S, S)` memory in the backward pass, or a
+and its return is $J_g = s_{0,g} \cdot v_g$. Differentiating the solve (as `jnp.linalg.solve` would)
+gives a cotangent on the dense `(S, S)` matrix $P^O_{\mu,g}$ of every goal, which is then
+contracted with the factors — $O(T K S^2)$ work and `(T, S, S)` memory in the backward pass, or a
 second formation and factorisation of every matrix when the goals are solved in chunks. The
-return has a cheaper derivative. With the adjoint `w_g = (I − P^O_{μ,g})^{-T} s0_g` (the
+return has a cheaper derivative. With the adjoint $w_g = (I - P^O_{\mu,g})^{-T} s_{0,g}$ (the
 discounted visits to each state from `s0_g`, obtained from the same LU factors as `v_g`) and the
 one-step values of `v_g`,
 
-    q_g[s, o] = r^o_g[s] + (P^o_g v_g)[s]                  (one SMDP backup of `v_g`),
+$$
+q_g[s, o] = r^o_g[s] + (P^o_g v_g)[s] \qquad \text{(one SMDP backup of $v_g$)},
+$$
 
-a perturbation of `μ`, of the models and of `s0` changes the return by
+a perturbation of $\mu$, of the models and of `s0` changes the return by
 
-    dJ_g = Σ_s w_g[s] Σ_o (dμ_g[s, o] q_g[s, o] + μ_g[s, o] dq_g[s, o]) + ds0_g · v_g,
+$$
+dJ_g = \sum_s w_g[s] \sum_o \bigl(d\mu_g[s, o]\, q_g[s, o] + \mu_g[s, o]\, dq_g[s, o]\bigr) + ds_{0,g} \cdot v_g,
+$$
 
 where `dq` is the change of the backup with the models (`v` held fixed): the derivative costs
 one more (transposed) solve with the LU factors per goal in the forward pass and one SMDP
-backup in the backward pass (`O(K S² T)`, like a planner sweep), and no `(S, S)` matrix
+backup in the backward pass ($O(K S^2 T)$, like a planner sweep), and no `(S, S)` matrix
 outlives its chunk. It is
-the derivative of the direct solve (`dv = (I − P)^{-1}(dr + dP v)`, so `dJ = wᵀ(dr + dP v)`)
-written in the factors of `P^O_{μ,g}`; `w_g` are the SMDP's discounted visits to each state
-from `s0_g` under `μ_g`.
+the derivative of the direct solve ($dv = (I - P)^{-1}(dr + dP v)$, so $dJ = w^\top(dr + dP v)$)
+written in the factors of $P^O_{\mu,g}$; `w_g` are the SMDP's discounted visits to each state
+from `s0_g` under $\mu_g$.
 """
 
 from __future__ import annotations
@@ -51,9 +57,9 @@ def default_chunk(num_states: int, num_goals: int, budget_bytes: int = 2**27) ->
 
 def _by_chunks(models, mu: Array, per_goal: tuple, solve: Callable, chunk: int,
                remat: bool = False):
-    """`solve(system, *per_goal)` for the systems `I − P^O_{μ,g}` of the goals, `chunk` goals
+    r"""`solve(system, *per_goal)` for the systems $I - P^O_{\mu,g}$ of the goals, `chunk` goals
     at a time (`lax.map` over chunks; `remat`: recompute each chunk in the backward pass).
-    `per_goal` are `(T, …)` arrays; returns `solve`'s outputs for all `T` goals."""
+    `per_goal` are $(T, \dots)$ arrays; returns `solve`'s outputs for all `T` goals."""
     num_goals, s, _ = mu.shape
     eye = jnp.eye(s, dtype=mu.dtype)
 
@@ -86,15 +92,15 @@ def _chunk(models, mu: Array, chunk: Optional[int]) -> int:
 
 
 def goal_values(models, mu: Array, *, chunk: Optional[int] = None) -> Array:
-    """Values `v_g = (I − P^O_{μ,g})^{-1} r^O_{μ,g}` of the policies over options `mu (T, S, K)`
+    r"""Values $v_g = (I - P^O_{\mu,g})^{-1} r^O_{\mu,g}$ of the policies over options `mu (T, S, K)`
     (`(T, S, J)` per slot for compact models) in every goal task of `models` (`GoalModels`),
     shape `(T, S)`, one `(S, S)` solve per goal.
 
     Goals are solved one at a time (`lax.map`: the unbatched LAPACK kernels are the faster
-    ones on CPU). When all `T` matrices `P^O_{μ,g}` would not fit in about 128 MB, they are
+    ones on CPU). When all `T` matrices $P^O_{\mu,g}$ would not fit in about 128 MB, they are
     formed `chunk` goals at a time and rematerialised in the backward pass (`jax.checkpoint`),
-    so memory stays `O(chunk · S²)`; `chunk` defaults to what fits (`default_chunk`). For the
-    returns `s0_g · v_g` use `goal_policy_returns`, whose derivative is cheaper.
+    so memory stays $O(\mathrm{chunk} \cdot S^2)$; `chunk` defaults to what fits (`default_chunk`). For the
+    returns $s_{0,g} \cdot v_g$ use `goal_policy_returns`, whose derivative is cheaper.
     """
     r_mu = jnp.sum(mu * models.rewards, axis=-1)
 
@@ -105,7 +111,7 @@ def goal_values(models, mu: Array, *, chunk: Optional[int] = None) -> Array:
 
 
 def goal_policy_returns(models, mu: Array, *, chunk: Optional[int] = None) -> Array:
-    """Returns `J_g = s0_g · (I − P^O_{μ,g})^{-1} r^O_{μ,g}` of the policies over options
+    r"""Returns $J_g = s_{0,g} \cdot (I - P^O_{\mu,g})^{-1} r^O_{\mu,g}$ of the policies over options
     `mu (T, S, K)` (`(T, S, J)` per slot for compact models) in every goal task of `models`
     (`GoalModels`, `s0_g = models.initial[g]`), shape `(T,)`.
 

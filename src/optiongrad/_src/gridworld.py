@@ -1,9 +1,9 @@
-"""Grid worlds from ASCII maps, Sutton's four rooms, and their dynamics.
+r"""Grid worlds from ASCII maps, Sutton's four rooms, and their dynamics.
 
 Conventions (DESIGN.md, "The four-rooms experiment"): `w` (or `#`) is a wall, any other
 character a free cell; states are the free cells in row-major order; actions are
 0 up, 1 right, 2 down, 3 left; a move into a wall leaves the agent in place. With `slip > 0`
-the intended move happens with probability `1 − slip` and each of the three other directions
+the intended move happens with probability $1 - \mathtt{slip}$ and each of the three other directions
 with `slip / 3` (`slip = 1/3` is Sutton, Precup & Singh 1999: 2/3 intended, 1/9 each other).
 
 `navigation_mdp(grid, γ)` is the grid's dynamics with no goal; `goal_task(grid, g, γ)`
@@ -118,7 +118,7 @@ class GridWorld:
 
     @classmethod
     def open(cls, height: int, width: int, slip: float = 0.0) -> "GridWorld":
-        """An open `height × width` room with no inner walls (at least 2 cells)."""
+        r"""An open $\mathtt{height} \times \mathtt{width}$ room with no inner walls (at least 2 cells)."""
         checks.integer(height, "height", maximum=MAX_CELLS)
         checks.integer(width, "width", maximum=MAX_CELLS)
         if height * width > MAX_CELLS:
@@ -230,11 +230,11 @@ def navigation_mdp(
     sparse: Optional[bool] = None,
     dtype=None,
 ) -> MDP:
-    """The grid's dynamics with no goal: reward `rewards (S, 4)` (zeros by default) and a
+    r"""The grid's dynamics with no goal: reward `rewards (S, 4)` (zeros by default) and a
     uniform initial distribution. The environment in which option policies are planned.
 
     Args:
-      grid: a `GridWorld`. discount: `γ ∈ [0, 1)`.
+      grid: a `GridWorld`. discount: $\gamma \in [0, 1)$.
       rewards: optional `(S, 4)` reward table.
       sparse: `SparseTransitions` (True), dense (False) or by size (None: sparse when
         `S > 1000`).

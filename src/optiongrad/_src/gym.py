@@ -1,4 +1,4 @@
-"""Gymnasium both ways: toy-text environments to `MDP`, and `MDP`s (with options) to `gymnasium.Env`.
+r"""Gymnasium both ways: toy-text environments to `MDP`, and `MDP`s (with options) to `gymnasium.Env`.
 
 **From gymnasium.** Toy-text environments (FrozenLake, CliffWalking, Taxi, …) expose their
 dynamics as a table `env.unwrapped.P[s][a] = [(p, s', r, terminated), …]`. `from_gymnasium`
@@ -8,22 +8,28 @@ state `⊥ = S_env` (the last index): a terminating transition `(p, s', r, True)
 with its reward `r`, and `⊥` loops on itself with zero reward, so nothing is earned after
 termination:
 
-    P[s, a, s'] = Σ_{(p, s', r, False) ∈ P_env[s][a]} p,      P[s, a, ⊥] = Σ_{(p, ·, r, True)} p,
-    r[s, a]     = Σ_{(p, s', r, d) ∈ P_env[s][a]} p r,         P[⊥, a, ⊥] = 1,  r[⊥, a] = 0.
+$$
+\begin{aligned}
+P[s, a, s'] &= \sum_{(p, s', r, \mathrm{False}) \in P_{\mathrm{env}}[s][a]} p, &
+P[s, a, \bot] &= \sum_{(p, \cdot, r, \mathrm{True})} p, \\
+r[s, a] &= \sum_{(p, s', r, d) \in P_{\mathrm{env}}[s][a]} p\, r, &
+P[\bot, a, \bot] &= 1, \quad r[\bot, a] = 0.
+\end{aligned}
+$$
 
-Then `V_π(s) = E_π[Σ_{t < T} γ^t R_{t+1} | S_0 = s]` with `T` the termination time, for any
-policy `π (S_env + 1, A)`; the value of `⊥` is 0. Only the expected reward is kept (the MDP is
+Then $V_\pi(s) = \mathbb{E}_\pi[\sum_{t < T} \gamma^t R_{t+1} \mid S_0 = s]$ with `T` the termination time, for any
+policy $\pi$ `(S_env + 1, A)`; the value of `⊥` is 0. Only the expected reward is kept (the MDP is
 exact for expected returns, not for their variance). Time limits (`TimeLimit`) are not part of
 the dynamics: the MDP is the untruncated environment.
 
-**To gymnasium.** `TabularEnv(mdp)` samples the MDP: `s_0 ~ s0`, `s' ~ P[s, a, ·]`, reward
+**To gymnasium.** `TabularEnv(mdp)` samples the MDP: $s_0 \sim s_0$, $s' \sim P[s, a, \cdot]$, reward
 `r[s, a]`. An episode terminates on entering a terminal state, by default every state that is
 absorbing with zero reward (the goal of `gridworld.goal_task`, the `⊥` of `from_gymnasium`), so
-the mean discounted return of episodes from `s` is `V_π(s)`. `OptionsEnv(mdp, options)` has one
-action per option and executes it call-and-return: `π^o` acts until `β^o` terminates it on
+the mean discounted return of episodes from `s` is $V_\pi(s)$. `OptionsEnv(mdp, options)` has one
+action per option and executes it call-and-return: $\pi^o$ acts until $\beta^o$ terminates it on
 entering a state (at least one step), and the step returns the option's discounted reward
-`Σ_{t<τ} γ^t r_t` with `γ^τ` in `info["discount"]`, so `Σ_k (Π_{j<k} γ^{τ_j}) R_k` is the
-return whose mean is the SMDP value `v_μ` of `smdp_policy_evaluation` (Sutton, Precup &
+$\sum_{t<\tau} \gamma^t r_t$ with $\gamma^\tau$ in `info["discount"]`, so $\sum_k (\Pi_{j<k} \gamma^{\tau_j}) R_k$ is the
+return whose mean is the SMDP value $v_\mu$ of `smdp_policy_evaluation` (Sutton, Precup &
 Singh 1999, sec. 3).
 
 `TabularEnv` also exposes the toy-text interface (`P`, `initial_state_distrib`), so
@@ -131,13 +137,13 @@ def from_gymnasium(
     sparse: Optional[bool] = None,
     dtype=None,
 ) -> MDP:
-    """The discounted `MDP` of a gymnasium environment with a toy-text transition table.
+    r"""The discounted `MDP` of a gymnasium environment with a toy-text transition table.
 
     Args:
       env: a `gymnasium.Env` (wrappers are looked through) whose `unwrapped.P[s][a]` lists
         `(prob, next_state, reward, terminated)`, with `Discrete` observation and action spaces:
         FrozenLake, CliffWalking, Taxi, or `TabularEnv`.
-      discount: `γ ∈ [0, 1)`; gymnasium environments do not define one.
+      discount: $\gamma \in [0, 1)$; gymnasium environments do not define one.
       initial: `(S_env,)` initial distribution; default `unwrapped.initial_state_distrib`
         (uniform when the environment has none).
       sparse: `SparseTransitions` (True), dense (False), or by size (None: sparse when
@@ -218,11 +224,11 @@ def _check_mdp(mdp) -> None:
 
 
 class TabularEnv(gymnasium.Env):
-    """A tabular `MDP` as a `gymnasium.Env` (observations and actions are indices).
+    r"""A tabular `MDP` as a `gymnasium.Env` (observations and actions are indices).
 
-    `reset` draws `s_0 ~ mdp.initial`; `step(a)` draws `s' ~ P[s, a, ·]` and returns
+    `reset` draws `s_0 ~ mdp.initial`; `step(a)` draws $s' \sim P[s, a, \cdot]$ and returns
     `(s', r[s, a], terminated, False, {"prob": P[s, a, s']})`, terminated when `s'` is a
-    terminal state. The mean discounted return `Σ_t γ^t R_{t+1}` of episodes is `s0 · V_π`.
+    terminal state. The mean discounted return $\sum_t \gamma^t R_{t+1}$ of episodes is $s_0 \cdot V_\pi$.
 
     Args:
       mdp: the `MDP` (dense or sparse; its arrays are copied to the host once).
@@ -282,7 +288,7 @@ class TabularEnv(gymnasium.Env):
         return self.state, {"prob": float(self.initial_state_distrib[self.state])}
 
     def step(self, action):
-        """Draw `s' ~ P[s, action, ·]`; returns `(s', r[s, action], s' terminal, False,
+        r"""Draw $s' \sim P[s, \mathrm{action}, \cdot]$; returns `(s', r[s, action], s' terminal, False,
         {"prob": P[s, action, s']})`."""
         a = self._check_action(action)
         self.state, reward, prob = self._move(self.state, a)
@@ -296,7 +302,7 @@ class TabularEnv(gymnasium.Env):
 
     @property
     def P(self) -> dict:
-        """Toy-text table `P[s][a] = [(prob, next_state, r[s, a], terminated), …]`."""
+        r"""Toy-text table `P[s][a] = [(prob, next_state, r[s, a], terminated), …]`."""
         if self._table is None:
             self._table = {
                 s: {a: [(float(p), int(n), float(self._rewards[s, a]), bool(self.terminal[n]))
@@ -307,20 +313,20 @@ class TabularEnv(gymnasium.Env):
 
 
 class OptionsEnv(TabularEnv):
-    """`mdp` with `options` as actions, each executed call-and-return.
+    r"""`mdp` with `options` as actions, each executed call-and-return.
 
-    `step(o)` runs option `o` from the current state `s ∈ I^o`: repeat `a ~ π^o[s]`,
-    `s' ~ P[s, a]`, until `s'` is terminal or `β^o[s']` ends the option (it runs at least one
-    step). It returns the next state, the option's discounted reward `Σ_{t<τ} γ^t r_t`, and
-    `info = {"duration": τ, "discount": γ^τ, "action_mask": (K,) int8 availability at s'}`.
-    The mean of `Σ_k (Π_{j<k} γ^{τ_j}) R_k` over episodes of a policy over options `μ` is
-    `s0 · v_μ` (`smdp_policy_evaluation` with `option_models(mdp, options)`).
+    `step(o)` runs option `o` from the current state $s \in I^o$: repeat $a \sim \pi^o[s]$,
+    $s' \sim P[s, a]$, until `s'` is terminal or $\beta^o[s']$ ends the option (it runs at least one
+    step). It returns the next state, the option's discounted reward $\sum_{t<\tau} \gamma^t r_t$, and
+    `info` with `"duration"` ($\tau$ steps), `"discount"` ($\gamma^\tau$) and `"action_mask"` (`(K,)` int8,
+    the options available at `s'`). The mean of $\sum_k (\prod_{j<k} \gamma^{\tau_j}) R_k$ over episodes of a policy over options $\mu$ is
+    $s_0 \cdot v_\mu$ (`smdp_policy_evaluation` with `option_models(mdp, options)`).
 
     Args:
       mdp: the primitive `MDP`. options: `Options` over its states and actions.
       terminal, render_mode: as for `TabularEnv`.
       max_option_steps: an option still running after this many primitive steps is cut off
-        and the episode truncated (an option with `β ≡ 0` that never reaches a terminal state
+        and the episode truncated (an option with $\beta \equiv 0$ that never reaches a terminal state
         would otherwise never return).
 
     Raises `ValueError` when a step picks an option unavailable in the current state.

@@ -1,9 +1,12 @@
-"""Values of call-and-return policies over options, computed three independent ways.
+r"""Values of call-and-return policies over options, computed three independent ways.
 
-A policy over options `μ (S, K)` (zero outside initiation sets) executed call-and-return
+A policy over options $\mu$ `(S, K)` (zero outside initiation sets) executed call-and-return
 (DESIGN.md, "Options") has value
 
-    v_μ = (I − P^O_μ)^{-1} r^O_μ,  P^O_μ[s, s'] = Σ_o μ[s, o] P^o[s, s'],  r^O_μ[s] = Σ_o μ[s, o] r^o[s]
+$$
+v_\mu = (I - P^O_\mu)^{-1} r^O_\mu, \qquad P^O_\mu[s, s'] = \sum_o \mu[s, o] P^o[s, s'], \qquad
+r^O_\mu[s] = \sum_o \mu[s, o] r^o[s]
+$$
 
 (`smdp_policy_evaluation`, from option models). `intra_option_policy_evaluation` computes the
 same value matrix-free, and `flat_policy_evaluation` on the flattened (state, active option)
@@ -38,7 +41,7 @@ def check_mu(mu, options: Options, dtype) -> Array:
 
 @renamed(reward="rewards", transition="transitions")
 def smdp_policy_evaluation(rewards: Array, transitions: Array, mu: Array) -> Array:
-    """Value `v_μ = (I − P^O_μ)^{-1} r^O_μ` of a call-and-return policy over options, `(S,)`.
+    r"""Value $v_\mu = (I - P^O_\mu)^{-1} r^O_\mu$ of a call-and-return policy over options, `(S,)`.
 
     Args:
       rewards: `(S, K)` option reward models.
@@ -63,9 +66,9 @@ def smdp_policy_evaluation(rewards: Array, transitions: Array, mu: Array) -> Arr
 def intra_option_policy_evaluation(mdp: MDP, options: Options, mu: Array, *,
                                    tol: Optional[float] = None, max_iter: int = 100_000,
                                    throw: bool = False) -> Array:
-    """Value `v_μ (S,)` of the call-and-return policy over options `μ (S, K)`, matrix-free.
+    r"""Value $v_\mu$ `(S,)` of the call-and-return policy over options $\mu$ `(S, K)`, matrix-free.
 
-    The fixed point of `Q ← intra_option_update(Q, V = Σ_o μ[:, o] Q[:, o])` (iterated to
+    The fixed point of $Q \leftarrow \mathtt{intra\_option\_update}(Q, V = \sum_o \mu[:, o] Q[:, o])$ (iterated to
     `tol`, differentiable by the implicit function theorem); equal to
     `smdp_policy_evaluation(*option_models(mdp, options), mu)` without forming the
     `(K, S, S)` option models, so it works for large sparse MDPs. If the solve does not
@@ -85,18 +88,22 @@ def intra_option_policy_evaluation(mdp: MDP, options: Options, mu: Array, *,
 
 
 def flat_policy_evaluation(mdp: MDP, options: Options, mu: Array) -> Array:
-    """`v_μ (S,)` computed on the flattened (state, active option) chain of the primitive MDP.
+    r"""$v_\mu$ `(S,)` computed on the flattened (state, active option) chain of the primitive MDP.
 
-    Chain state `(s, o)`: option `o` is in control at `s`. It acts `a ~ π^o[s]`, collects
-    `r[s, a]`, moves to `s' ~ P[s, a]`, and there terminates with probability `β^o[s']` (then
-    `o' ~ μ[s']`) or continues. With `P_o = P_{π^o}`:
+    Chain state `(s, o)`: option `o` is in control at `s`. It acts $a \sim \pi^o[s]$, collects
+    `r[s, a]`, moves to $s' \sim P[s, a]$, and there terminates with probability $\beta^o[s']$ (then
+    $o' \sim \mu[s']$) or continues. With $P_o = P_{\pi^o}$:
 
-        V[(s, o)] = r_{π^o}[s] + γ Σ_s' P_o[s, s'] (β^o[s'] Σ_o' μ[s', o'] V[(s', o')]
-                                                   + (1 − β^o[s']) V[(s', o)])
-        v_μ[s]    = Σ_o μ[s, o] V[(s, o)]
+    $$
+    \begin{aligned}
+    V[(s, o)] &= r_{\pi^o}[s] + \gamma \sum_{s'} P_o[s, s'] \Bigl(\beta^o[s'] \sum_{o'} \mu[s', o'] V[(s', o')]
+      + (1 - \beta^o[s']) V[(s', o)]\Bigr) \\
+    v_\mu[s] &= \sum_o \mu[s, o] V[(s, o)]
+    \end{aligned}
+    $$
 
     An independent check of `smdp_policy_evaluation(*option_models(mdp, options), mu)`; dense
-    `(S·K) × (S·K)` solve, so for small problems.
+    $(S\cdot K) \times (S\cdot K)$ solve, so for small problems.
     """
     check_mdp_and_options(mdp, options)
     mu = check_mu(mu, options, mdp.dtype)

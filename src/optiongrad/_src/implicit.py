@@ -1,19 +1,17 @@
-"""Fixed points `x* = f(θ, x*)` and their derivatives: the one place for the IFT.
+r"""Fixed points $x^* = f(\theta, x^*)$ and their derivatives: the one place for the IFT.
 
 Every planner and every iterative evaluation in optiongrad is a fixed point of a contraction
-`f(θ, ·)` and goes through `fixed_point`:
+$f(\theta, \cdot)$ and goes through `fixed_point`:
 
 * **Forward** — the solver (`optiongrad.solvers`: plain iteration by default, or Anderson)
-  iterates until `‖x_{k+1} − x_k‖_∞ ≤ tol + rtol ‖x_{k+1}‖_∞`, `max_iter`, or a non-finite
+  iterates until $\Vert x_{k+1} - x_k\Vert _\infty \le \mathrm{tol} + \mathrm{rtol} \Vert x_{k+1}\Vert _\infty$, `max_iter`, or a non-finite
   iterate; the iteration count, the final residual and a result code are returned.
 * **Implicit adjoint** — a custom VJP at the fixed point (implicit function theorem; Gilbert
-  1992, "Automatic differentiation and iterative processes"). For a cotangent `ḡ` on `x*`,
-  solve the adjoint equation
-
-      u = ḡ + (∂_x f)ᵀ u,        then   θ̄ = (∂_θ f)ᵀ u,
-
-  by the same kind of iteration applied to the transposed Jacobian (Christianson's two-phase
-  method, 1994). When `f` is a γ-contraction in `‖·‖_∞`, `‖(∂_x f)ᵀ‖_1 ≤ γ`, so it converges at
+  1992, "Automatic differentiation and iterative processes"). For a cotangent $\bar{g}$ on $x^*$,
+  solve the adjoint equation $u = \bar{g} + (\partial_x f)^\top u$, then
+  $\bar{\theta} = (\partial_\theta f)^\top u$, by the same kind of iteration applied to the
+  transposed Jacobian (Christianson's two-phase method, 1994). When `f` is a γ-contraction in
+  $\Vert \cdot \Vert_\infty$, $\Vert (\partial_x f)^\top \Vert_1 \le \gamma$, so it converges at
   rate γ for any problem size and cannot stagnate the way restarted GMRES does at γ = 0.99.
   Memory is that of one sweep, independent of the number of forward iterations.
 * **Unrolled adjoint** — exactly `num_sweeps` sweeps from `init` in a `lax.scan`,
@@ -25,8 +23,8 @@ solve does not converge; with `throw=True` either raises a `RuntimeError` naming
 code instead, under `jit`, `vmap` and `grad` alike (`equinox.error_if`). With the unrolled
 adjoint only non-finite iterates are a failure.
 
-Error budget: stopping the forward iteration at `tol` leaves an error of order `tol / (1 − γ)`
-in `x*` and in the gradient.
+Error budget: stopping the forward iteration at `tol` leaves an error of order $\mathrm{tol} / (1 - \gamma)$
+in $x^*$ and in the gradient.
 """
 
 from __future__ import annotations
@@ -61,12 +59,12 @@ PyTree = Any
 
 
 class FixedPointResult(eqx.Module, Reported):
-    """Result of `fixed_point`.
+    r"""Result of `fixed_point`.
 
     Attributes:
-      value: the (approximate) fixed point `x*`, same shape as `init`.
+      value: the (approximate) fixed point $x^*$, same shape as `init`.
       iterations: number of applications of `f` (int32 scalar).
-      residual: `‖f(θ, x_{k−1}) − x_{k−1}‖_∞` at the last iteration.
+      residual: $\Vert f(\theta, x_{k-1}) - x_{k-1}\Vert _\infty$ at the last iteration.
       result: a `RESULTS` code; `converged` is `result == RESULTS.successful`.
     """
 
@@ -112,7 +110,7 @@ def fixed_point(
     adjoint_start: Optional[Callable[[PyTree, Array, Array], Array]] = None,
     **deprecated: Any,
 ) -> FixedPointResult:
-    """Solve `x = operator(params, x)` and make the solution differentiable in `params`.
+    r"""Solve `x = operator(params, x)` and make the solution differentiable in `params`.
 
     Args:
       operator: `f(params, x) -> x`, a contraction in `x`; pure. It may close over arrays
@@ -120,9 +118,9 @@ def fixed_point(
       params: pytree of arrays the fixed point depends on.
       init: starting point `x_0`, a floating array; the fixed point (and its implicit gradient)
         does not depend on it. Receives a zero cotangent with the implicit adjoint.
-      tol: absolute stopping tolerance on `‖x_{k+1} − x_k‖_∞` (finite, ≥ 0); default 1e-10
+      tol: absolute stopping tolerance on $\Vert x_{k+1} - x_k\Vert _\infty$ (finite, ≥ 0); default 1e-10
         (float64) or 1e-5 (float32).
-      rtol: relative part of the stopping rule (`tol + rtol ‖x‖_∞`).
+      rtol: relative part of the stopping rule ($\mathrm{tol} + \mathrm{rtol} \Vert x\Vert _\infty$).
       max_iter: maximum number of forward iterations (implicit adjoint only).
       solver: `og.solvers.FixedPointIteration()` (what the default `Auto()` picks here),
         `og.solvers.Anderson(...)`, or the names "iteration", "anderson".
@@ -133,7 +131,7 @@ def fixed_point(
       differentiation: "implicit" or "unrolled" — the older spelling of `adjoint`.
       num_sweeps: the sweeps of "unrolled"; `num_sweeps=N` alone means `Unrolled(N)`.
       adjoint_start: `(params, x*, ḡ) -> u₀`, where the implicit adjoint's iteration starts
-        (default `ḡ`); a hashable callable (e.g. a NamedTuple with `__call__`). The adjoint
+        (default $\bar{g}$); a hashable callable (e.g. a NamedTuple with `__call__`). The adjoint
         equation has one solution, so this changes the cost of the gradient, not its value
         (planners with structure to exploit supply one, e.g. `GaussSeidel`).
       **deprecated: `adjoint_rtol`, `adjoint_max_iter`, `memory` (see `solvers.resolve`).
@@ -270,16 +268,16 @@ def _implicit_bwd(op, config: _Config, saved, cotangents):
 
 
 class AdjointResult(eqx.Module, Reported):
-    """The implicit gradient's adjoint solve `u = ḡ + (∂_x f)ᵀ u` at a fixed point `x*`
+    r"""The implicit gradient's adjoint solve $u = \bar{g} + (\partial_x f)^\top u$ at a fixed point $x^*$
     (`fixed_point_adjoint`, `og.plan_adjoint`): its cost and outcome, reported like a forward
     solve's.
 
     Attributes:
-      value: `u`, same shape as `x*`; NaN when the solve failed. The gradient is then
-        `θ̄ = (∂_θ f)ᵀ u`.
-      iterations: applications of `(∂_x f)ᵀ` after the start (int32 scalar).
-      residual: `‖u_{k+1} − u_k‖_1 / ‖u_{k+1}‖_1` at the last iteration.
-      result: `RESULTS.successful` when `residual ≤ rtol`, else `max_steps_reached` or
+      value: `u`, same shape as $x^*$; NaN when the solve failed. The gradient is then
+        $\bar{\theta} = (\partial_\theta f)^\top u$.
+      iterations: applications of $(\partial_x f)^\top$ after the start (int32 scalar).
+      residual: $\Vert u_{k+1} - u_k\Vert _1 / \Vert u_{k+1}\Vert _1$ at the last iteration.
+      result: `RESULTS.successful` when $\mathrm{residual} \le \mathtt{rtol}$, else `max_steps_reached` or
         `nonfinite`.
     """
 
@@ -290,7 +288,7 @@ class AdjointResult(eqx.Module, Reported):
 
 
 def _adjoint(f_x, x, g, rtol, max_iter, solver, start) -> AdjointResult:
-    """The adjoint solve of `f_x = f(θ, ·)` at `x` for the cotangent `g`, from `start(x, g)`
+    r"""The adjoint solve of $f_x = f(\theta, \cdot)$ at `x` for the cotangent `g`, from `start(x, g)`
     (default `g`; a start that is not finite is not used)."""
     _, vjp_x = jax.vjp(f_x, x)
     init = None
@@ -310,10 +308,10 @@ def fixed_point_adjoint(operator: Callable[[PyTree, Array], Array], params: PyTr
                         solver: SolverLike = None,
                         adjoint_start: Optional[Callable[[PyTree, Array, Array], Array]] = None,
                         max_iter: int = 10_000) -> AdjointResult:
-    """The adjoint solve that `jax.grad` through `fixed_point(operator, params, ...)` runs at
-    the fixed point `x` for the cotangent `ḡ = cotangent`, with its report: iterate
-    `u = ḡ + (∂_x f)ᵀ u` from `adjoint_start(params, x, ḡ)` (default `ḡ`) until
-    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`. Arguments as in `fixed_point` (`adjoint` an
+    r"""The adjoint solve that `jax.grad` through `fixed_point(operator, params, ...)` runs at
+    the fixed point `x` for the cotangent $\bar{g} = \mathtt{cotangent}$, with its report: iterate
+    $u = \bar{g} + (\partial_x f)^\top u$ from $\mathtt{adjoint\_start}(\mathrm{params}, x, \bar{g})$ (default $\bar{g}$) until
+    $\Vert u_{k+1} - u_k\Vert _1 \le \mathrm{rtol} \Vert u_{k+1}\Vert _1$. Arguments as in `fixed_point` (`adjoint` an
     `Implicit`, whose `rtol`, `max_iter` and `solver` apply; `solver` the forward solver,
     whose kind the adjoint iteration follows by default).
 
@@ -354,8 +352,8 @@ _implicit.defvjp(_implicit_fwd, _implicit_bwd)
 
 
 def _iterate_adjoint(transposed_jacobian, g, rtol, max_iter, solver, init):
-    """`u_{k+1} = g + Jᵀ u_k` from `init` (default `g`) by `solver` until
-    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`; returns `(u, iterations, relative residual)`."""
+    r"""$u_{k+1} = g + J^\top u_k$ from `init` (default `g`) by `solver` until
+    $\Vert u_{k+1} - u_k\Vert _1 \le \mathrm{rtol} \Vert u_{k+1}\Vert _1$; returns `(u, iterations, relative residual)`."""
     solver = FixedPointIteration() if solver is None else solver
 
     def l1(x):
@@ -371,12 +369,12 @@ def _iterate_adjoint(transposed_jacobian, g, rtol, max_iter, solver, init):
 def solve_adjoint(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
                   max_iter: int, solver=None, init: Optional[Array] = None
                   ) -> tuple[Array, Array]:
-    """Solve `u = g + Jᵀ u` by iterating `u_{k+1} = g + Jᵀ u_k` from `u_0 = init` (default
+    r"""Solve $u = g + J^\top u$ by iterating $u_{k+1} = g + J^\top u_k$ from $u_0 = \mathtt{init}$ (default
     `g`).
 
     Converges whenever the spectral radius of `J` is below 1 (for the Bellman operators of
     logsumexp, mellowmax and max backups it is at most γ). Stops when
-    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`. With `solver=Anderson(...)` the iteration is
+    $\Vert u_{k+1} - u_k\Vert _1 \le \mathrm{rtol} \Vert u_{k+1}\Vert _1$. With `solver=Anderson(...)` the iteration is
     accelerated first and finished by plain iteration from the accelerated iterate. Returns
     `(u, converged)`; `u` is NaN when it did not converge within `max_iter` iterations or
     stopped being finite.
@@ -388,7 +386,7 @@ def solve_adjoint(transposed_jacobian: Callable[[Array], Array], g: Array, *, rt
 
 def adjoint_solve(transposed_jacobian: Callable[[Array], Array], g: Array, *, rtol: float,
                   max_iter: int, solver: str = "iteration", memory: int = 5) -> Array:
-    """optiongrad 0.1's adjoint solve, kept for its callers: `u = g + Jᵀ u`, NaN if it did not
+    r"""optiongrad 0.1's adjoint solve, kept for its callers: $u = g + J^\top u$, NaN if it did not
     converge. (`fixed_point`'s implicit adjoint does this; use it instead.)"""
     checks.choice(solver, "solver", ("iteration", "anderson"))
     iterate = Anderson(memory=memory) if solver == "anderson" else FixedPointIteration()

@@ -1,7 +1,7 @@
-"""The tabular MDP pytree, its validation, layout converters and random (Garnet) MDPs.
+r"""The tabular MDP pytree, its validation, layout converters and random (Garnet) MDPs.
 
 Conventions (DESIGN.md): `P[s, a, s']` of shape `(S, A, S)` with rows summing to 1, `r[s, a]`
-of shape `(S, A)`, discount `γ ∈ [0, 1)`, initial distribution `s0` of shape `(S,)`.
+of shape `(S, A)`, discount $\gamma \in [0, 1)$, initial distribution `s0` of shape `(S,)`.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ Array = jax.Array
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False, init=False)
 class MDP(ValidatedPytree):
-    """A discounted tabular MDP `⟨P, r, γ, s0⟩` as a JAX pytree.
+    r"""A discounted tabular MDP $\langle P, r, \gamma, s_0\rangle$ as a JAX pytree.
 
     Args:
       transitions: `(S, A, S)` array `P[s, a, s']`, or a `SparseTransitions`.
       rewards: `(S, A)` expected immediate reward `r[s, a]`.
-      discount: scalar `γ ∈ [0, 1)`.
+      discount: scalar $\gamma \in [0, 1)$.
       initial: `(S,)` initial distribution `s0`; uniform when omitted.
 
     Built from concrete arrays, every field is checked and a `ValueError` names the field and
-    the problem (shape, NaN/inf, negative or non-normalised probabilities, `γ ∉ [0, 1)`). Built
+    the problem (shape, NaN/inf, negative or non-normalised probabilities, $\gamma \notin [0, 1)$). Built
     from tracers (inside `jax.jit`, `jax.vmap`, `jax.grad`) only shapes are checked. All float
     fields are cast to one common floating dtype (float64 when any input is float64 and
     `jax_enable_x64` is on).
@@ -142,13 +142,13 @@ def _check_values(transitions, rewards, discount, initial) -> None:
 
 
 def from_action_major(transitions, rewards, discount, initial=None) -> MDP:
-    """Build an `MDP` from the `(A, S, S)` layout of pymdptoolbox, fax and others.
+    r"""Build an `MDP` from the `(A, S, S)` layout of pymdptoolbox, fax and others.
 
     Args:
       transitions: `(A, S, S)` array `P[a, s, s']`.
       rewards: `(S,)` state rewards, `(S, A)` state-action rewards, or `(A, S, S)` transition
-        rewards `R[a, s, s']` (reduced to `r[s, a] = Σ_s' P[a, s, s'] R[a, s, s']`).
-      discount: scalar `γ ∈ [0, 1)`.
+        rewards `R[a, s, s']` (reduced to $r[s, a] = \sum_{s'} P[a, s, s'] R[a, s, s']$).
+      discount: scalar $\gamma \in [0, 1)$.
       initial: `(S,)`; uniform when omitted.
     """
     p = checks.as_array(transitions, "transitions")
@@ -184,17 +184,17 @@ def random_mdp(
     dtype=None,
     initial: Optional[str] = "uniform",
 ) -> MDP:
-    """A Garnet-style random MDP (Archibald, McKinnon & Thomas 1995; Bhatnagar et al. 2009).
+    r"""A Garnet-style random MDP (Archibald, McKinnon & Thomas 1995; Bhatnagar et al. 2009).
 
     For each `(s, a)`, `branching` distinct next states are drawn uniformly without replacement;
-    their probabilities are the gaps between `branching − 1` uniform cut points of `[0, 1]`.
+    their probabilities are the gaps between $\mathrm{branching} - 1$ uniform cut points of `[0, 1]`.
     Rewards are standard normal `(S, A)`.
 
     Args:
       key: a `jax.random` key or an int seed.
       num_states, num_actions: `S`, `A`.
-      branching: successors per state-action pair, `1 ≤ branching ≤ S`.
-      discount: `γ`.
+      branching: successors per state-action pair, $1 \le \mathrm{branching} \le S$.
+      discount: $\gamma$.
       dtype: floating dtype (default: JAX's default float).
       initial: "uniform", or "random" for a Dirichlet(1) initial distribution.
     """

@@ -1,22 +1,26 @@
-"""Multi-step (λ-) models: a policy that returns control at random times.
+r"""Multi-step (λ-) models: a policy that returns control at random times.
 
-A continuation `λ[s'] ∈ [0, 1]` is evaluated **on entering** `s'`: after each step the policy
-keeps control with probability `λ[s']` and returns it (a *decision point*) with probability
-`β[s'] = 1 − λ[s']`. With `Λ = diag(λ)`, `B = diag(β)` (DESIGN.md, "Multi-step (λ-) models"):
+A continuation $\lambda[s'] \in [0, 1]$ is evaluated **on entering** `s'`: after each step the policy
+keeps control with probability $\lambda[s']$ and returns it (a *decision point*) with probability
+$\beta[s'] = 1 - \lambda[s']$. With $\Lambda = \operatorname{diag}(\lambda)$, $B = \operatorname{diag}(\beta)$ (DESIGN.md, "Multi-step (λ-) models"):
 
-    execution distribution   D_λ = (I − γ P_π Λ)^{-1}        (S, S)  (includes t = 0)
-    reward model             r^λ = D_λ r_π                    (S,)
-    decision model           P^λ = γ D_λ P_π B                (S, S)  rows sum to ≤ γ
-    generalised evaluation   v = r^λ + P^λ v
+$$
+\begin{aligned}
+\text{execution distribution} && D_\lambda &= (I - \gamma P_\pi \Lambda)^{-1} && (S, S) \text{ (includes $t = 0$)} \\
+\text{reward model} && r^\lambda &= D_\lambda r_\pi && (S,) \\
+\text{decision model} && P^\lambda &= \gamma D_\lambda P_\pi B && (S, S) \text{ rows sum to $\le \gamma$} \\
+\text{generalised evaluation} && v &= r^\lambda + P^\lambda v
+\end{aligned}
+$$
 
-`r^λ[s]` is the expected discounted reward until the next decision point, and `P^λ[s, s']` the
+$r^\lambda[s]$ is the expected discounted reward until the next decision point, and $P^\lambda[s, s']$ the
 discounted probability that the next decision point is at `s'` (γ is inside). For every λ,
-`(I − P^λ)^{-1} r^λ = V_π`; `λ ≡ 0` gives the one-step model `(r_π, γ P_π)` and `λ ≡ 1` gives
-`(V_π, 0)`.
+$(I - P^\lambda)^{-1} r^\lambda = V_\pi$; $\lambda \equiv 0$ gives the one-step model $(r_\pi, \gamma P_\pi)$ and $\lambda \equiv 1$ gives
+$(V_\pi, 0)$.
 
-Corrections to the seed note (its λ-model section): its `d^λ = (I − γ P^λ_π)^{-1} − I` excludes
-the current step, which would drop the first reward; its `d^β` loses a γ. Its footnote,
-`P^λ = d γ P_π β`, is the form used here, and no backup multiplies `P^λ` by γ again.
+Corrections to the research note the project grew out of (its λ-model section): its $d^\lambda = (I - \gamma P^\lambda_\pi)^{-1} - I$ excludes
+the current step, which would drop the first reward; its $d^\beta$ loses a γ. Its footnote,
+$P^\lambda = d \gamma P_\pi \beta$, is the form used here, and no backup multiplies $P^\lambda$ by γ again.
 
 A set of λ-models — one per (policy, continuation) pair — is a set of options, and
 `smdp_value_iteration` plans over them (multi-step smooth planning).
@@ -36,17 +40,17 @@ Array = jax.Array
 
 
 def lambda_model(mdp: MDP, policy: Array, continuation: Array) -> tuple[Array, Array]:
-    """The λ-model `(r^λ (S,), P^λ (S, S))` of `policy` with `continuation`.
+    r"""The λ-model $(r^\lambda (S,), P^\lambda (S, S))$ of `policy` with `continuation`.
 
     Args:
-      mdp: the MDP (dense or sparse transitions; `P_π` is formed densely, `O(S²)` memory).
-      policy: `(S, A)` action probabilities `π`.
-      continuation: `(S,)` `λ[s'] ∈ [0, 1]`, the probability of keeping control on entering
+      mdp: the MDP (dense or sparse transitions; $P_\pi$ is formed densely, $O(S^2)$ memory).
+      policy: `(S, A)` action probabilities $\pi$.
+      continuation: `(S,)` $\lambda[s'] \in [0, 1]$, the probability of keeping control on entering
         `s'`.
 
     Returns:
-      `(rewards (S,), transitions (S, S))`: `r^λ = D_λ r_π`, `P^λ = γ D_λ P_π (I − Λ)` with
-      `D_λ = (I − γ P_π Λ)^{-1}`. Both come from one LU factorisation; differentiable in
+      `(rewards (S,), transitions (S, S))`: $r^\lambda = D_\lambda r_\pi$, $P^\lambda = \gamma D_\lambda P_\pi (I - \Lambda)$ with
+      $D_\lambda = (I - \gamma P_\pi \Lambda)^{-1}$. Both come from one LU factorisation; differentiable in
       everything.
     """
     policy, continuation = _check(mdp, policy, continuation)
@@ -61,7 +65,7 @@ def lambda_model(mdp: MDP, policy: Array, continuation: Array) -> tuple[Array, A
 
 
 def execution_distribution(mdp: MDP, policy: Array, continuation: Array) -> Array:
-    """`D_λ = (I − γ P_π Λ)^{-1}`, shape `(S, S)`: discounted expected visits to `s'` before
+    r"""$D_\lambda = (I - \gamma P_\pi \Lambda)^{-1}$, shape `(S, S)`: discounted expected visits to `s'` before
     control returns, starting (and counting the current step) in `s`."""
     policy, lam = _check(mdp, policy, continuation)
     p_pi = policy_matrix(mdp.transitions, policy)
@@ -71,11 +75,11 @@ def execution_distribution(mdp: MDP, policy: Array, continuation: Array) -> Arra
 
 @renamed(reward="rewards", transition="transitions")
 def model_evaluation(rewards: Array, transitions: Array) -> Array:
-    """Generalised policy evaluation `v = (I − P^λ)^{-1} r^λ` of a λ-model, shape `(S,)`.
+    r"""Generalised policy evaluation $v = (I - P^\lambda)^{-1} r^\lambda$ of a λ-model, shape `(S,)`.
 
     Args:
-      rewards: `(S,)` reward model `r^λ`.
-      transitions: `(S, S)` decision model `P^λ`, non-negative, rows summing to less than 1.
+      rewards: `(S,)` reward model $r^\lambda$.
+      transitions: `(S, S)` decision model $P^\lambda$, non-negative, rows summing to less than 1.
     """
     rewards = checks.as_array(rewards, "rewards")
     if jnp.ndim(rewards) != 1:

@@ -1,28 +1,33 @@
-"""Soft policy iteration: Newton steps on the Bellman equation of a dense MDP.
+r"""Soft policy iteration: Newton steps on the Bellman equation of a dense MDP.
 
-For the logsumexp backup (entropy-regularised control, temperature `τ`) one step is
+For the logsumexp backup (entropy-regularised control, temperature $\tau$) one step is
 
-    π = softmax(Q_k / τ),
-    v = (I − γ P_π)^{-1} (r_π + τ H(π)),      H(π)[s] = −Σ_a π[s, a] log π[s, a],
-    Q_{k+1} = r + γ P v,
+$$
+\begin{aligned}
+\pi &= \operatorname{softmax}(Q_k / \tau), \\
+v &= (I - \gamma P_\pi)^{-1} \bigl(r_\pi + \tau H(\pi)\bigr), \qquad H(\pi)[s] = -\sum_a \pi[s, a] \log \pi[s, a], \\
+Q_{k+1} &= r + \gamma P v,
+\end{aligned}
+$$
 
-and for the hard `max` backup it is Howard's policy iteration (`π` greedy, `H` dropped). Both
+and for the hard `max` backup it is Howard's policy iteration ($\pi$ greedy, `H` dropped). Both
 are Newton's method on `Q = T(Q)` (Puterman & Brumelle 1979; for the soft case, soft policy
 iteration, Haarnoja et al. 2018), so they converge in a handful of steps — each a dense
-`S × S` solve — where value iteration needs `log(tol) / log γ` sweeps. Once the policy has
-nearly settled, chord steps reuse the last LU factors (`chord_step`; Shamanskii's method), so
-about four factorisations do the work of six to ten Newton steps (`policy_iteration_q`).
+$S \times S$ solve — where value iteration needs $\log(\mathrm{tol}) / \log \gamma$ sweeps. Once the
+policy has nearly settled, chord steps reuse the last LU factors (`chord_step`; Shamanskii's
+method), so about four factorisations do the work of six to ten Newton steps
+(`policy_iteration_q`).
 
 `soft_value_iteration(..., solver=og.solvers.Newton())` uses this as a warm start and then runs the
 ordinary fixed-point iteration from it (normally one or two sweeps), so the result, its
 convergence report and its implicit gradient are exactly those of plain iteration.
-Dense transitions only: `P_π` is formed as an `S × S` matrix. Planning over options
-(`smdp_value_iteration`) is the same with `P^O (K, S, S)` as an MDP over options with γ inside
-(`OptionModelMDP`): `P_μ[s, s'] = Σ_o μ[s, o] P^o[s, s']`, and available options only.
+Dense transitions only: $P_\pi$ is formed as an $S \times S$ matrix. Planning over options
+(`smdp_value_iteration`) is the same with $P^O$ `(K, S, S)` as an MDP over options with γ inside
+(`OptionModelMDP`): $P_\mu[s, s'] = \sum_o \mu[s, o] P^o[s, s']$, and available options only.
 
-The implicit gradient's adjoint gets the same treatment (`DirectAdjointStart`): at `Q*` the
-adjoint equation `u = ḡ + (∂_Q T)ᵀ u` reduces to the states, `u = ḡ + π ⊙ w` with
-`(I − γ P_π)ᵀ w = γ Σ_{s, a} ḡ[s, a] P[s, a, ·]`, one dense solve; the plain adjoint iteration
+The implicit gradient's adjoint gets the same treatment (`DirectAdjointStart`): at $Q^*$ the
+adjoint equation $u = \bar{g} + (\partial_Q T)^\top u$ reduces to the states, $u = \bar{g} + \pi \odot w$ with
+$(I - \gamma P_\pi)^\top w = \gamma \sum_{s, a} \bar{g}[s, a] P[s, a, \cdot]$, one dense solve; the plain adjoint iteration
 then only confirms its tolerance.
 """
 
@@ -46,7 +51,7 @@ NEWTON_BACKUPS = ("logsumexp", "max")
 
 class OptionModelMDP(NamedTuple):
     """An SMDP's option models seen as an MDP over options for the Newton step: `rewards`
-    `R (S, K)`, `transitions` `P^O` laid out `(S, K, S)` (γ inside) and `discount` 1."""
+    `R (S, K)`, `transitions` $P^O$ laid out `(S, K, S)` (γ inside) and `discount` 1."""
 
     rewards: Array
     transitions: Array
@@ -59,12 +64,12 @@ class OptionModelMDP(NamedTuple):
 
 def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
                 mask: Optional[Array] = None) -> Array:
-    """One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`:
-    `chord_step` with the factors of `I − γ P_π` at `π`, the planner's own policy for `Q`
-    (`backup_policy`, over the available actions of `mask (S, A)` if given). Its result is
-    `r + γ P v` with `v = (I − γ P_π)^{-1} (r_π + m_τ(Q) − Σ_a π Q)`: the soft value of `π`,
-    whose per-state bonus is `τ H(π)` for logsumexp and 0 for max. `mdp` may be an
-    `OptionModelMDP`."""
+    r"""One step of soft policy iteration (logsumexp) or policy iteration (max), `(S, A)`:
+    `chord_step` with the factors of $I - \gamma P_\pi$ at $\pi$, the planner's own policy for
+    `Q` (`backup_policy`, over the available actions of `mask (S, A)` if given). Its result is
+    $r + \gamma P v$ with $v = (I - \gamma P_\pi)^{-1} (r_\pi + m_\tau(Q) - \sum_a \pi Q)$: the
+    soft value of $\pi$, whose per-state bonus is $\tau H(\pi)$ for logsumexp and 0 for max.
+    `mdp` may be an `OptionModelMDP`."""
     policy = backup_policy(q, temperature, kind, mask)
     d = bellman_residual(mdp, q, temperature, kind, mask)
     return chord_step(mdp, q, d, policy, factor(mdp, policy))
@@ -72,28 +77,29 @@ def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
 
 def bellman_residual(mdp: MDP, q: Array, temperature, kind: str,
                      mask: Optional[Array] = None) -> Array:
-    """`d = T(Q) − Q` with `T(Q) = r + γ P m_τ(Q)`, `(S, A)`."""
+    r"""$d = T(Q) - Q$ with $T(Q) = r + \gamma P\, m_\tau(Q)$, `(S, A)`."""
     value = backup(q, temperature, kind, mask)
     return mdp.rewards + mdp.discount * expectation(mdp.transitions, value) - q
 
 
 def factor(mdp: MDP, policy: Array) -> tuple[Array, Array]:
-    """LU factors (with pivots) of `I − γ P_π`: `(S, S)` and `(S,)`."""
+    r"""LU factors (with pivots) of $I - \gamma P_\pi$: `(S, S)` and `(S,)`."""
     eye = jnp.eye(mdp.num_states, dtype=policy.dtype)
     return lu_factor(eye - mdp.discount * policy_matrix(mdp.transitions, policy))
 
 
 def chord_step(mdp: MDP, q: Array, d: Array, policy: Array,
                factors: tuple[Array, Array]) -> Array:
-    """`Q + d + γ P (I − γ P_π)^{-1} Σ_a π d`, `(S, A)`, for the residual `d = T(Q) − Q` and
-    the LU `factors` of `I − γ P_π` for a policy `π (S, A)`.
+    r"""$Q + d + \gamma P (I - \gamma P_\pi)^{-1} \sum_a \pi d$, `(S, A)`, for the residual
+    $d = T(Q) - Q$ and the LU `factors` of $I - \gamma P_\pi$ for a policy $\pi$ `(S, A)`.
 
-    With `π` the policy of `Q` itself this is Newton's step `Q + (I − ∂T)^{-1} d`
-    (`∂T = γ P Π`, `(Π x)[s] = Σ_a π[s, a] x[s, a]`, and
-    `(I − γ P Π)^{-1} = I + γ P (I − γ P_π)^{-1} Π` since `Π P = P_π`). With the factors of an
-    earlier policy it is the chord (simplified Newton) step: a sweep and two triangular solves
-    instead of an `O(S³)` factorisation, converging linearly, and fast once the policy has
-    settled (Kelley, *Iterative Methods for Linear and Nonlinear Equations*, 1995, §5.4)."""
+    With $\pi$ the policy of `Q` itself this is Newton's step $Q + (I - \partial T)^{-1} d$
+    ($\partial T = \gamma P \Pi$, $(\Pi x)[s] = \sum_a \pi[s, a] x[s, a]$, and
+    $(I - \gamma P \Pi)^{-1} = I + \gamma P (I - \gamma P_\pi)^{-1} \Pi$ since $\Pi P = P_\pi$).
+    With the factors of an earlier policy it is the chord (simplified Newton) step: a sweep and
+    two triangular solves instead of an $O(S^3)$ factorisation, converging linearly, and fast
+    once the policy has settled (Kelley, *Iterative Methods for Linear and Nonlinear
+    Equations*, 1995, §5.4)."""
     w = lu_solve(factors, jnp.sum(policy * d, axis=-1))
     return q + d + mdp.discount * expectation(mdp.transitions, w)
 
@@ -104,12 +110,12 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
                        max_steps: int = 100, mask: Optional[Array] = None,
                        newton_steps: int = 4, chord_rate: float = 0.5
                        ) -> tuple[Array, Array]:
-    """Newton's method, finished by chord steps, from `init` until the residual
-    `‖T(Q) − Q‖_∞ ≤ tol`; returns `(Q, factorisations)`, `Q` shifted to a sub-solution
+    r"""Newton's method, finished by chord steps, from `init` until the residual
+    $\Vert T(Q) - Q\Vert_\infty \le \mathrm{tol}$; returns `(Q, factorisations)`, `Q` shifted to a sub-solution
     (`sub_solution`). Not differentiated (a warm start); compiled once per shape and setting
     (eager planners call it every time).
 
-    Each outer step factorises `I − γ P_π` at the current policy and takes the Newton step
+    Each outer step factorises $I - \gamma P_\pi$ at the current policy and takes the Newton step
     (`chord_step` with fresh factors): soft policy iteration, whose step is the soft value of
     the current policy whatever `Q` was. From the `newton_steps`-th factorisation on, chord
     steps with the same factors follow while each cuts the residual by `chord_rate` or more
@@ -118,7 +124,7 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
     goal tasks four Newton steps bring the policy close enough that one to three chord steps,
     each a sweep and two triangular solves, replace the last two to four factorisations. The
     outer loop stops at the tolerance, after `max_steps` factorisations, or when a Newton step
-    no longer shrinks a residual already within `100 tol` (the rounding floor of the solves,
+    no longer shrinks a residual already within $100\,\mathrm{tol}$ (the rounding floor of the solves,
     e.g. in float32). The schedule depends only on the step count, not on the data, so under
     `vmap` the batch's problems factorise together (a `vmap` of while loops runs each loop
     until its slowest member is done)."""
@@ -162,13 +168,13 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
 
 def sub_solution(mdp: MDP, q: Array, temperature, kind: str, tol: float,
                  mask: Optional[Array] = None) -> Array:
-    """`Q` as it is if its residual `‖T(Q) − Q‖_∞` meets `tol` (plain iteration confirms it in
-    one sweep); otherwise shifted down just enough to be a sub-solution, `T(Q) ≥ Q`, so that
+    r"""`Q` as it is if its residual $\Vert T(Q) - Q\Vert _\infty$ meets `tol` (plain iteration confirms it in
+    one sweep); otherwise shifted down just enough to be a sub-solution, $T(Q) \ge Q$, so that
     the plain sweeps that finish from it rise monotonically to the fixed point, as they do
     from below.
 
-    With `d = T(Q) − Q ≥ m` and `T(Q + c) = T(Q) + c P1` (`P1` the row sums of `γ P`, at most
-    `ρ < 1`), the shift `c = min(m, 0) / (1 − ρ)` gives `T(Q + c) − (Q + c) ≥ 0`. Where
+    With $d = T(Q) - Q \ge m$ and `T(Q + c) = T(Q) + c P1` (`P1` the row sums of $\gamma P$, at most
+    $\rho < 1$), the shift $c = \min(m, 0) / (1 - \rho)$ gives $T(Q + c) - (Q + c) \ge 0$. Where
     Newton stops at the rounding floor of its solves (float32), a start slightly above the
     fixed point can make the finishing sweeps cycle by an ulp forever when the tolerance is
     below the values' ulp; from below they reach the float32 fixed point itself."""
@@ -188,13 +194,14 @@ def model_of(params) -> tuple:
 
 
 class DirectAdjointStart(NamedTuple):
-    """Where the implicit adjoint of a dense `Q*` starts (`fixed_point`'s `adjoint_start`):
+    r"""Where the implicit adjoint of a dense $Q^*$ starts (`fixed_point`'s `adjoint_start`):
     the exact solution of the adjoint equation reduced to the states (module docstring), from
-    one `S × S` solve. `params` are the planner's: `(mdp, τ)`, or `(R, P^O, τ, mask)` over
-    options (then `P` is `P^O` and γ is inside it).
+    one $S \times S$ solve. `params` are the planner's: `(mdp, τ)`, or `(R, P^O, τ, mask)` over
+    options (then `P` is $P^O$ and γ is inside it).
 
-    With `pays` set (a function of `(S, γ)`, for a discount known only at run time) the solve
-    runs only where `pays(S, γ)` holds (`lax.cond`); elsewhere the adjoint starts from `ḡ`."""
+    With `pays` set (a function of $(S, \gamma)$, for a discount known only at run time) the
+    solve runs only where `pays(S, γ)` holds (`lax.cond`); elsewhere the adjoint starts from
+    $\bar{g}$."""
 
     kind: str
     pays: Optional[Callable] = None

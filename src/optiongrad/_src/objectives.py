@@ -1,26 +1,34 @@
-"""Objectives that differentiate through the planner.
+r"""Objectives that differentiate through the planner.
 
-**Intrinsic reward gradient** (seed note, first section; Singh, Lewis & Barto 2009; Sorg, Singh &
-Lewis 2010). An agent plans with a smooth planner on an *intrinsic* reward `r_θ` (possibly with a
-bounded planner: a short planning discount `γ_plan` or a fixed budget of sweeps) and acts with
-`π̂_θ = softmax(Q*_θ/τ)`. Its designer scores it by the *extrinsic* return
+**Intrinsic reward gradient** (the research note the project grew out of, first section; Singh,
+Lewis & Barto 2009; Sorg, Singh & Lewis 2010). An agent plans with a smooth planner on an *intrinsic* reward $r_\theta$ (possibly with a
+bounded planner: a short planning discount $\gamma_{\mathrm{plan}}$ or a fixed budget of sweeps) and acts with
+$\hat{\pi}_\theta = \operatorname{softmax}(Q^*_\theta/\tau)$. Its designer scores it by the *extrinsic* return
 
-    J(θ) = s0 · V^{π̂_θ}_r = s0 · (I − γ P_{π̂_θ})^{-1} r_{π̂_θ}.
+$$
+J(\theta) = s_0 \cdot V^{\hat\pi_\theta}_r = s_0 \cdot (I - \gamma P_{\hat\pi_\theta})^{-1} r_{\hat\pi_\theta}.
+$$
 
-`∂J/∂θ` goes through the planner by the IFT (`optiongrad.fixed_point`). For tabular `r_θ = θ`,
+$\partial J/\partial\theta$ goes through the planner by the IFT (`optiongrad.fixed_point`). For tabular $r_\theta = \theta$,
 logsumexp and the planner's own discount (DESIGN.md, "Reference gradient"):
 
-    g_Q[s, a] = d_π̂[s] π̂[s, a] (Q^{π̂}_r[s, a] − V^{π̂}_r[s]) / τ
-    dJ/dθ     = (I − γ M)^{-ᵀ} g_Q,        M[(s, a), (s', a')] = P[s, a, s'] π̂[s', a'].
+$$
+\begin{aligned}
+g_Q[s, a] &= d_{\hat\pi}[s]\, \hat\pi[s, a]\, \bigl(Q^{\hat\pi}_r[s, a] - V^{\hat\pi}_r[s]\bigr) / \tau \\
+dJ/d\theta &= (I - \gamma M)^{-\top} g_Q, \qquad M[(s, a), (s', a')] = P[s, a, s']\, \hat\pi[s', a'].
+\end{aligned}
+$$
 
 **Envelope theorem** (the note's aside). The planner's *own* objective, the soft-optimal value
-`s0 · V*_θ` with `V*_θ = m_τ(Q*_θ)`, has gradient
+$s_0 \cdot V^*_\theta$ with $V^*_\theta = m_\tau(Q^*_\theta)$, has gradient
 
-    ∂(s0 · V*_θ)/∂r_θ[s, a] = d_π̂[s] π̂[s, a]
+$$
+\partial (s_0 \cdot V^*_\theta) / \partial r_\theta[s, a] = d_{\hat\pi}[s]\, \hat\pi[s, a]
+$$
 
 with no policy-change term (the policy is optimal for that objective). The extrinsic return
-of `π̂` is a different objective: for `r = r_θ` its gradient is this envelope term *plus* the
-policy-change term `(I − γ M)^{-ᵀ} g_Q` above.
+of $\hat{\pi}$ is a different objective: for $r = r_\theta$ its gradient is this envelope term *plus* the
+policy-change term $(I - \gamma M)^{-\top} g_Q$ above.
 """
 
 from __future__ import annotations
@@ -49,21 +57,21 @@ def planner_return(
     plan_discount=None,
     **plan_kwargs,
 ) -> tuple[Array, PlanResult]:
-    """Extrinsic return of the planner's policy for the intrinsic reward `r_θ`.
+    r"""Extrinsic return of the planner's policy for the intrinsic reward $r_\theta$.
 
     Args:
       theta: parameters of `model`.
       model: a `RewardModel` (`optiongrad.rewards`).
       mdp: the extrinsic MDP; its reward and discount score the policy.
-      temperature: the planner's `τ`.
-      plan_discount: the planner's discount `γ_plan` (default: `mdp.discount`); a smaller value
+      temperature: the planner's $\tau$.
+      plan_discount: the planner's discount $\gamma_{\mathrm{plan}}$ (default: `mdp.discount`); a smaller value
         is a bounded (myopic) planner.
       **plan_kwargs: passed to `soft_value_iteration` (backup, tol, differentiation,
         num_sweeps, …); `differentiation="unrolled", num_sweeps=N` is a planner with a budget of
         N sweeps.
 
     Returns:
-      `(J, plan)`: the scalar `s0 · V^{π̂_θ}_r` and the planner's `PlanResult` (use
+      `(J, plan)`: the scalar $s_0 \cdot V^{\hat{\pi}_\theta}_r$ and the planner's `PlanResult` (use
       `jax.value_and_grad(..., has_aux=True)`). If the planner failed (`plan.failed`), `J`
       and its gradient are NaN.
     """
@@ -78,7 +86,7 @@ def planner_return(
 
 
 def soft_optimal_return(mdp: MDP, temperature, **plan_kwargs) -> Array:
-    """The planner's own objective `s0 · m_τ(Q*)` (the soft-optimal value), differentiable.
+    r"""The planner's own objective $s_0 \cdot m_\tau(Q^*)$ (the soft-optimal value), differentiable.
     `**plan_kwargs` as in `soft_value_iteration`; NaN if the planner failed."""
     kind = plan_kwargs.get("backup", "logsumexp")
     plan = soft_value_iteration(mdp, temperature, **plan_kwargs)
@@ -88,10 +96,10 @@ def soft_optimal_return(mdp: MDP, temperature, **plan_kwargs) -> Array:
 
 
 def envelope_gradient(mdp: MDP, temperature, **plan_kwargs) -> Array:
-    """Closed-form `∂(s0 · V*)/∂r[s, a] = d_π̂[s] π̂[s, a]`, shape `(S, A)`.
+    r"""Closed-form $\partial(s_0 \cdot V^*)/\partial r[s, a] = d_{\hat{\pi}}[s] \hat{\pi}[s, a]$, shape `(S, A)`.
 
     Valid for the regularised backups whose value is the optimum of the planner's objective
-    (logsumexp, mellowmax; and max where the greedy action is unique). The occupancy `d_π̂` is
+    (logsumexp, mellowmax; and max where the greedy action is unique). The occupancy $d_{\hat{\pi}}$ is
     that of the planner's policy in `mdp` itself.
     """
     kind = plan_kwargs.get("backup", "logsumexp")

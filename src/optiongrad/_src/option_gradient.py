@@ -1,19 +1,19 @@
-"""The option gradient: learn options whose policies are planned from intrinsic rewards.
+r"""The option gradient: learn options whose policies are planned from intrinsic rewards.
 
 Several options, each motivated by its own intrinsic reward, serving one task distribution
-(DESIGN.md, "Option gradient"). With parameters `θ_k` (an intrinsic-reward model per option)
-and optional termination logits `ω_k`:
+(DESIGN.md, "Option gradient"). With parameters $\theta_k$ (an intrinsic-reward model per option)
+and optional termination logits $\omega_k$:
 
-1. **Intrinsic phase** — `Q*_k = T_{θ_k}(Q*_k)` by soft value iteration in the environment's
-   dynamics with reward `r_{θ_k}`; `π^k = softmax(Q*_k / τ_o)`; `β_k = sigmoid(ω_k)` (or a fixed
+1. **Intrinsic phase** — $Q^*_k = T_{\theta_k}(Q^*_k)$ by soft value iteration in the environment's
+   dynamics with reward $r_{\theta_k}$; $\pi^k = \operatorname{softmax}(Q^*_k / \tau_o)$; $\beta_k = \operatorname{sigmoid}(\omega_k)$ (or a fixed
    termination probability). `K` planners under one `vmap`.
-2. **Option models** of `(π^k, β_k)` in each task, with the task's (extrinsic) reward, and the
+2. **Option models** of $(\pi^k, \beta_k)$ in each task, with the task's (extrinsic) reward, and the
    primitive actions appended when configured.
 3. **Extrinsic phase** — smooth SMDP planning over the options, either to convergence
    (`num_sweeps=None`, implicit gradient) or with a fixed budget of `N` sweeps from zero
-   values (unrolled): `μ = softmax(Q_O / τ_μ)`.
+   values (unrolled): $\mu = \operatorname{softmax}(Q_O / \tau_\mu)$.
 4. **Objective** — the mean over a batch of goal tasks (a `vmap`, not a loop) of the
-   call-and-return return `s0 · v_μ`, plus `diversity_weight ×` the mean pairwise
+   call-and-return return $s_0 \cdot v_\mu$, plus `diversity_weight` times the mean pairwise
    occupancy-weighted KL divergence between option policies (DESIGN.md's "minus a diversity
    term" with the similarity penalty written as a divergence bonus).
 
@@ -57,10 +57,10 @@ Array = jax.Array
 
 @dataclasses.dataclass(frozen=True, init=False)
 class ExtrinsicPlanner:
-    """How the policy over options is obtained from the option models (static settings).
+    r"""How the policy over options is obtained from the option models (static settings).
 
     Attributes:
-      temperature: `τ_μ > 0`.
+      temperature: $\tau_\mu > 0$.
       num_sweeps: the planning budget `N`: sweeps from zero values, differentiated unrolled;
         or None: plan to convergence (implicit gradient). `planning_budget=` is the deprecated
         spelling.
@@ -103,8 +103,8 @@ class ExtrinsicPlanner:
 
 
 class OptionParams(NamedTuple):
-    """Learned parameters: stacked intrinsic-reward parameters `(K, …)` and termination logits
-    `ω (K, S)` (None when terminations are fixed)."""
+    r"""Learned parameters: stacked intrinsic-reward parameters $(K, \dots)$ and termination logits
+    $\omega$ `(K, S)` (None when terminations are fixed)."""
 
     reward: Params
     termination: Optional[Array]
@@ -112,14 +112,14 @@ class OptionParams(NamedTuple):
 
 def init_params(key, model: RewardModel, num_options: int, num_states: int, *,
                 learn_termination: bool = True, termination_init: float = 0.1) -> OptionParams:
-    """Independent draws of `model.init` per option (they must differ: identical options get
-    identical gradients and stay identical) and `ω = logit(termination_init)` everywhere.
+    r"""Independent draws of `model.init` per option (they must differ: identical options get
+    identical gradients and stay identical) and $\omega = \operatorname{logit}(\mathtt{termination\_init})$ everywhere.
 
     Args:
       key: a `jax.random` key or an integer seed.
       model: the intrinsic-reward model (`og.rewards`).
-      num_options: `K ≥ 1`. num_states: `S ≥ 1`.
-      learn_termination: learn `ω` (else `termination` is None: fixed terminations).
+      num_options: $K \ge 1$. num_states: $S \ge 1$.
+      learn_termination: learn $\omega$ (else `termination` is None: fixed terminations).
       termination_init: the initial termination probability, in (0, 1).
     """
     key = checks.random_key(key)
@@ -170,8 +170,8 @@ def make_options(
     termination: float = 0.1,
     **plan_kwargs,
 ) -> tuple[Options, PlanResult]:
-    """Options from parameters: `π^k = softmax(Q*_k/τ_o)` planned in the environment `mdp`
-    with reward `r_{θ_k}`, `β_k = sigmoid(ω_k)` (or the constant `termination` when `ω` is
+    r"""Options from parameters: $\pi^k = \operatorname{softmax}(Q^*_k/\tau_o)$ planned in the environment `mdp`
+    with reward $r_{\theta_k}$, $\beta_k = \operatorname{sigmoid}(\omega_k)$ (or the constant `termination` when $\omega$ is
     None). `**plan_kwargs` go to `soft_value_iteration` (default solver:
     `FixedPointIteration(check_every=4)`, `INTRINSIC_SOLVER`).
 
@@ -212,17 +212,17 @@ def _options(params, model, mdp, temperature, termination, plan_kwargs):
 @renamed(reward="rewards", transition="transitions")
 def smdp_return(rewards: Array, transitions: Array, initial: Array, planner: ExtrinsicPlanner,
                 initiation: Optional[Array] = None) -> tuple[Array, PlanResult]:
-    """`s0 · v_μ` for the policy over options `μ` that `planner` derives from option models.
+    r"""$s_0 \cdot v_\mu$ for the policy over options $\mu$ that `planner` derives from option models.
 
     Args:
       rewards: `(S, K)` option reward models; transitions: `(K, S, S)` option transition
         models (primitives, if any, already included); initial: `(S,)` `s0`.
-      planner: `ExtrinsicPlanner` — `μ = softmax(Q_O / τ_μ)` with `Q_O` after `N` sweeps from
+      planner: `ExtrinsicPlanner` — $\mu = \operatorname{softmax}(Q_O / \tau_\mu)$ with `Q_O` after `N` sweeps from
         zero values (unrolled gradient) or at convergence (implicit gradient).
       initiation: optional `(K, S)` bool initiation sets.
 
     Returns:
-      `(return, plan)`, the return `s0 · (I − P^O_μ)^{-1} r^O_μ` (exact evaluation of `μ`;
+      `(return, plan)`, the return $s_0 \cdot (I - P^O_\mu)^{-1} r^O_\mu$ (exact evaluation of $\mu$;
       NaN if the planner failed).
     """
     checks.instance(planner, "planner", ExtrinsicPlanner, "an ExtrinsicPlanner")
@@ -250,7 +250,7 @@ def _exact(mdp: MDP, planner: ExtrinsicPlanner) -> int:
 @renamed(task="mdp")
 def hierarchical_return(options: Options, mdp: MDP, planner: ExtrinsicPlanner
                         ) -> tuple[Array, PlanResult]:
-    """`s0 · v_μ` in any task `mdp` of the call-and-return policy `μ` that `planner` derives
+    r"""$s_0 \cdot v_\mu$ in any task `mdp` of the call-and-return policy $\mu$ that `planner` derives
     for `options` (primitives appended after the options when configured), and the SMDP plan.
     The reference computation: option models by `option_models`."""
     check_mdp_and_options(mdp, options)
@@ -290,9 +290,9 @@ def goal_method(method: str, mdp: MDP) -> str:
 @renamed(environment="mdp")
 def goal_returns(options: Options, mdp: MDP, goals: Array, planner: ExtrinsicPlanner,
                  *, chunk: Optional[int] = None, method: str = "auto") -> Array:
-    """`hierarchical_return` in every goal task `goals (T,)` of the environment `mdp`, shape
-    `(T,)`, for all goals at once, never with `O(T K S²)` memory: `method="factored"` on the
-    factored goal models (`GoalModels`: memory `O(K S² + T K S + chunk · S²)`; `chunk` goals'
+    r"""`hierarchical_return` in every goal task `goals (T,)` of the environment `mdp`, shape
+    `(T,)`, for all goals at once, never with $O(T K S^2)$ memory: `method="factored"` on the
+    factored goal models (`GoalModels`: memory $O(K S^2 + T K S + \mathrm{chunk} \cdot S^2)$; `chunk` goals'
     values are solved at a time, default by memory, `goal_values`), `method="sweeps"`
     matrix-free (`sweep_goal_returns`: memory `O(T K S)` in batches, time `O(K S A B)` per
     sweep; `chunk` is not used), `"auto"` sweeps above `SWEEPS_ABOVE` states. If the planner
@@ -330,8 +330,8 @@ def _eval_batch(mdp: MDP, options: Options, budget_bytes: int = 2**26) -> int:
 
 @renamed(environment="mdp")
 def diversity(options: Options, mdp: MDP) -> Array:
-    """Mean over ordered pairs `k ≠ l` of `Σ_s w_k[s] KL(π^k[s] ‖ π^l[s])`, with `w_k` the
-    normalised discounted occupancy of `π^k` in `mdp` (scalar ≥ 0; 0 for K = 1)."""
+    r"""Mean over ordered pairs `k ≠ l` of $\sum_s w_k[s] \mathrm{KL}(\pi^k[s] \Vert \pi^l[s])$, with `w_k` the
+    normalised discounted occupancy of $\pi^k$ in `mdp` (scalar ≥ 0; 0 for K = 1)."""
     check_mdp_and_options(mdp, options)
     k = options.num_options
     if k < 2:
@@ -361,7 +361,7 @@ def option_gradient_objective(
     method: str = "auto",
     **plan_kwargs,
 ):
-    """The option-gradient objective and diagnostics.
+    r"""The option-gradient objective and diagnostics.
 
     Args:
       params: `OptionParams`.
@@ -369,8 +369,8 @@ def option_gradient_objective(
       mdp: the environment the options are planned in (e.g. `navigation_mdp`); its discount
         is the options' planning discount.
       goals: `(T,)` goal states: the batch of goal tasks of `mdp` (`goal_task`), one `vmap`.
-      temperature_options: `τ_o > 0` of the option policies.
-      planner: how `μ` is planned (`ExtrinsicPlanner`).
+      temperature_options: $\tau_o > 0$ of the option policies.
+      planner: how $\mu$ is planned (`ExtrinsicPlanner`).
       termination: the fixed termination probability used when `params.termination` is None.
       diversity_weight: weight of the diversity bonus (finite).
       eval_goals: optional `(E,)` goal states to evaluate the same options on, without

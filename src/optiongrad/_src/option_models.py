@@ -1,12 +1,16 @@
-"""Option models: the reward and transition models of options, formed or applied.
+r"""Option models: the reward and transition models of options, formed or applied.
 
 An option's model is the λ-model (`multistep`) of its policy with continuation
-`λ = 1 − β^o` (DESIGN.md, "Options"):
+$\lambda = 1 - \beta^o$ (DESIGN.md, "Options"):
 
-    r^o = (I − γ P_{π^o} Λ^o)^{-1} r_{π^o}                  (S,)    batched: (S, K)
-    P^o = γ (I − γ P_{π^o} Λ^o)^{-1} P_{π^o} B^o            (S, S)  batched: (K, S, S)
+$$
+\begin{aligned}
+r^o &= (I - \gamma P_{\pi^o} \Lambda^o)^{-1} r_{\pi^o} && (S,) \text{ per option, batched: } (S, K) \\
+P^o &= \gamma (I - \gamma P_{\pi^o} \Lambda^o)^{-1} P_{\pi^o} B^o && (S, S) \text{ per option, batched: } (K, S, S)
+\end{aligned}
+$$
 
-A primitive action `a` has `r^o = r[:, a]`, `P^o = γ P[:, a, :]`. `option_models` forms them;
+A primitive action `a` has $r^o = r[:, a]$, $P^o = \gamma P[:, a, :]$. `option_models` forms them;
 `apply_option_models` applies them to a vector without forming them (large sparse MDPs), through
 the intra-option Bellman equation (`intra_option_update`).
 """
@@ -36,9 +40,9 @@ def check_mdp_and_options(mdp, options) -> None:
 
 
 def option_models(mdp: MDP, options: Options) -> tuple[Array, Array]:
-    """Option models `(rewards (S, K), transitions (K, S, S))` with the MDP's reward.
+    r"""Option models `(rewards (S, K), transitions (K, S, S))` with the MDP's reward.
 
-    Batched over options with `vmap` of `lambda_model` (`λ = 1 − β^o`); `γ` is inside the
+    Batched over options with `vmap` of `lambda_model` ($\lambda = 1 - \beta^o$); $\gamma$ is inside the
     transition models, whose rows sum to at most γ. Differentiable in the MDP and in the
     options' policies and terminations.
     """
@@ -66,11 +70,11 @@ def intra_option_update(mdp: MDP, policy: Array, termination: Array, q: Array,
 
 def apply_option_models(mdp: MDP, options: Options, v: Array, *, tol: Optional[float] = None,
                         max_iter: int = 100_000, throw: bool = False) -> tuple[Array, Array]:
-    """Option models applied to a vector without forming them: `(r^O (S, K), P^O v (S, K))`.
+    r"""Option models applied to a vector without forming them: $(r^O (S, K), P^O v (S, K))$.
 
-    Both are `D_o w` with `D_o = (I − γ P_{π^o} Λ^o)^{-1}`, `w = r_{π^o}` and
-    `w = γ P_{π^o} (β^o ⊙ v)`; `z = D_o w` is the fixed point of
-    `z ← w + γ P_{π^o} ((1 − β^o) ⊙ z)` — `intra_option_update` with the MDP's reward and
+    Both are `D_o w` with $D_o = (I - \gamma P_{\pi^o} \Lambda^o)^{-1}$, $w = r_{\pi^o}$ and
+    $w = \gamma P_{\pi^o} (\beta^o \odot v)$; $z = D_o w$ is the fixed point of
+    $z \leftarrow w + \gamma P_{\pi^o} ((1 - \beta^o) \odot z)$ — `intra_option_update` with the MDP's reward and
     value 0 on termination, or with reward 0 and value `v` — a γ-contraction solved by
     `fixed_point` (implicit gradient) with sparse or dense transitions in `O(K S A B)` per
     sweep. Equal to `option_models(mdp, options)` followed by `P^o @ v`, which needs

@@ -1,9 +1,9 @@
-"""Options: the container, primitive actions as options, and sets of options.
+r"""Options: the container, primitive actions as options, and sets of options.
 
-An option `o = (π^o, β^o)` with an initiation set `I^o ⊆ S` (DESIGN.md, "Options"): once
-started in `s ∈ I^o` it acts with `π^o`, and on entering `s'` it terminates with probability
-`β^o[s']`; it always runs at least one step. A primitive action `a` is the option (one-hot `a`,
-`β ≡ 1`). Its models are in `option_models`, its values in `hierarchical`, its episodes in
+An option $o = (\pi^o, \beta^o)$ with an initiation set $I^o \subseteq S$ (DESIGN.md, "Options"): once
+started in $s \in I^o$ it acts with $\pi^o$, and on entering `s'` it terminates with probability
+$\beta^o[s']$; it always runs at least one step. A primitive action `a` is the option (one-hot `a`,
+$\beta \equiv 1$). Its models are in `option_models`, its values in `hierarchical`, its episodes in
 `rollouts`.
 """
 
@@ -25,12 +25,12 @@ Array = jax.Array
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False, init=False)
 class Options(ValidatedPytree):
-    """A set of `K ≥ 1` options as a pytree.
+    r"""A set of $K \ge 1$ options as a pytree.
 
     Args:
-      policy: `(K, S, A)` option policies `π^o[s, a]`, rows summing to 1.
-      termination: `(K, S)` `β^o[s'] ∈ [0, 1]`, probability of terminating on entering `s'`.
-      initiation: optional `(K, S)` bool, `I^o`; None means every option is available
+      policy: `(K, S, A)` option policies $\pi^o[s, a]$, rows summing to 1.
+      termination: `(K, S)` $\beta^o[s'] \in [0, 1]$, probability of terminating on entering `s'`.
+      initiation: optional `(K, S)` bool, $I^o$; None means every option is available
         everywhere. (Planning over the options needs every state to have one available.)
 
     Built from concrete arrays it is validated and raises `ValueError` naming the field; built
@@ -91,7 +91,7 @@ class Options(ValidatedPytree):
 
 
 def primitive_options(num_states: int, num_actions: int, dtype=None) -> Options:
-    """The `A` primitive actions as options: one-hot policies, `β ≡ 1`, available everywhere."""
+    r"""The `A` primitive actions as options: one-hot policies, $\beta \equiv 1$, available everywhere."""
     checks.integer(num_states, "num_states")
     checks.integer(num_actions, "num_actions")
     dtype = checks.dtype(dtype)
@@ -126,8 +126,8 @@ def with_primitives(options: Options) -> Options:
 
 
 def check_terminating(options: Options, exact) -> int:
-    """`exact` (an int in `[0, K]`): the number of trailing options of `options` declared to
-    terminate everywhere (`β ≡ 1`, e.g. the primitives appended by `with_primitives`); checked
+    r"""`exact` (an int in `[0, K]`): the number of trailing options of `options` declared to
+    terminate everywhere ($\beta \equiv 1$, e.g. the primitives appended by `with_primitives`); checked
     against the terminations when they are concrete (`ValueError` naming `exact`)."""
     exact = checks.integer(exact, "exact", minimum=0, maximum=options.num_options)
     if exact and is_concrete(options.termination) and not bool(

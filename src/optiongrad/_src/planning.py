@@ -1,18 +1,22 @@
-"""The planners: soft value iteration on an MDP, and smooth planning over options.
+r"""The planners: soft value iteration on an MDP, and smooth planning over options.
 
-Smooth Bellman operator on `Q ∈ R^{S×A}` (DESIGN.md, "Smooth planner"), with a backup `m_τ`
+Smooth Bellman operator on $Q \in \mathbb{R}^{S\times A}$ (DESIGN.md, "Smooth planner"), with a backup $m_\tau$
 of `optiongrad.backups` applied to each row:
 
-    T_θ(Q) = r_θ + γ P m_τ(Q).
+$$
+T_\theta(Q) = r_\theta + \gamma P m_\tau(Q).
+$$
 
-The planner's policy is `π̂ = softmax(Q*/τ)` row-wise (greedy, ties split evenly, for `max`).
-For logsumexp and mellowmax `∂_Q T = γ P Π̂` with `P Π̂` row-stochastic, so the spectral radius
-of `∂_Q T` is at most γ < 1 and `I − ∂_Q T` is always invertible (the IFT's invertibility
+The planner's policy is $\hat{\pi} = \operatorname{softmax}(Q^*/\tau)$ row-wise (greedy, ties split evenly, for `max`).
+For logsumexp and mellowmax $\partial_Q T = \gamma P \hat{\Pi}$ with $P \hat{\Pi}$ row-stochastic, so the spectral radius
+of $\partial_Q T$ is at most γ < 1 and $I - \partial_Q T$ is always invertible (the IFT's invertibility
 condition); for boltzmann check it with `jacobian_spectral_radius`.
 
-Over options (SMDP, DESIGN.md "Options") with option models `R (S, K)`, `P^O (K, S, S)`:
+Over options (SMDP, DESIGN.md "Options") with option models `R (S, K)`, $P^O$ `(K, S, S)`:
 
-    Q_O[s, o] = R[s, o] + Σ_s' P^o[s, s'] m_τ(Q_O)[s']      (γ is inside P^o)
+$$
+Q_O[s, o] = R[s, o] + \sum_{s'} P^o[s, s']\, m_\tau(Q_O)[s'] \qquad \text{($\gamma$ is inside $P^o$)}
+$$
 
 or, matrix-free, the intra-option Bellman equation (`intra_option_value_iteration`). Every
 planner solves its fixed point with `optiongrad.fixed_point` (the one IFT implementation),
@@ -70,13 +74,13 @@ Array = jax.Array
 
 
 class PlanResult(eqx.Module, Reported):
-    """Output of a planner.
+    r"""Output of a planner.
 
     Attributes:
-      q: `(S, A)` (or `(S, K)` over options) action values `Q*` at the last iterate.
-      policy: `(S, A)` (or `(S, K)`) planner policy `softmax(Q*/τ)` (greedy for `max`).
+      q: `(S, A)` (or `(S, K)` over options) action values $Q^*$ at the last iterate.
+      policy: `(S, A)` (or `(S, K)`) planner policy $\operatorname{softmax}(Q^*/\tau)$ (greedy for `max`).
       iterations: number of Bellman sweeps performed (int32).
-      residual: `‖Q_{k+1} − Q_k‖_∞` of the last sweep.
+      residual: $\Vert Q_{k+1} - Q_k\Vert _\infty$ of the last sweep.
       result: a `RESULTS` code: `successful`, `max_steps_reached`, `nonfinite`, or
         `budget_reached` (an unrolled budget of sweeps, not a failure).
     """
@@ -99,21 +103,21 @@ class PlanResult(eqx.Module, Reported):
 
 
 def bellman(params, q, *, kind: str):
-    """`T(Q) = r + γ P m_τ(Q)` for an MDP; `params = (mdp, τ)`."""
+    r"""$T(Q) = r + \gamma P m_\tau(Q)$ for an MDP; `params = (mdp, τ)`."""
     mdp, temperature = params
     return mdp.rewards + mdp.discount * expectation(
         mdp.transitions, backup(q, temperature, kind))
 
 
 def smdp_bellman(params, q, *, kind: str):
-    """`T(Q)[s, o] = R[s, o] + Σ_s' P^o[s, s'] m_τ(Q)[s']`; `params = (R, P^O, τ, mask)`."""
+    r"""$T(Q)[s, o] = R[s, o] + \sum_{s'} P^o[s, s'] m_\tau(Q)[s']$; `params = (R, P^O, τ, mask)`."""
     rewards, transitions, temperature, mask = params
     value = backup(q, temperature, kind, mask)
     return rewards + jnp.einsum("kst,t->sk", transitions, value)
 
 
 def _intra_option_bellman(params, q, *, kind: str):
-    """`T(Q) = intra_option_update(Q, V = m_τ(Q))`; `params = (mdp, π, β, τ, mask)`."""
+    r"""$T(Q) = \mathtt{intra\_option\_update}(Q, V = m_\tau(Q))$; `params = (mdp, π, β, τ, mask)`."""
     mdp, policy, termination, temperature, mask = params
     return intra_option_update(mdp, policy, termination, q,
                                backup(q, temperature, kind, mask))
@@ -172,13 +176,13 @@ def soft_value_iteration(
     throw: bool = False,
     **deprecated: Any,
 ) -> PlanResult:
-    """Smooth (soft) value iteration `Q_{k+1} = r + γ P m_τ(Q_k)` from `Q_0 = init` (zeros).
+    r"""Smooth (soft) value iteration $Q_{k+1} = r + \gamma P m_\tau(Q_k)$ from $Q_0 = \mathtt{init}$ (zeros).
 
     Args:
       mdp: the MDP to plan in (dense or sparse transitions).
-      temperature: `τ > 0` (any `τ ≥ 0` for `backup="max"`); differentiable.
+      temperature: $\tau > 0$ (any $\tau \ge 0$ for `backup="max"`); differentiable.
       backup: "logsumexp" (default), "mellowmax", "boltzmann" or "max" (`optiongrad.backups`).
-      tol: stop when `‖Q_{k+1} − Q_k‖_∞ ≤ tol` (finite, ≥ 0); default 1e-10 (float64) /
+      tol: stop when $\Vert Q_{k+1} - Q_k\Vert _\infty \le \mathtt{tol}$ (finite, ≥ 0); default 1e-10 (float64) /
         1e-5 (float32).
       max_iter: maximum number of sweeps (implicit adjoint).
       solver: `og.solvers.Auto()` (default: `GaussSeidel` for sparse MDPs with a concrete
@@ -299,19 +303,19 @@ def plan_adjoint(mdp: MDP, temperature, q: Array, cotangent: Array, *,
                  backup: str = "logsumexp", tol: Optional[float] = None,
                  max_iter: int = 10_000, solver: SolverLike = None,
                  adjoint: Optional[Implicit] = None) -> AdjointResult:
-    """The adjoint solve behind the implicit gradient of `soft_value_iteration`, with its
-    report: for the cotangent `ḡ (S, A)` on `Q* = q`, the solution `u` of
-    `u = ḡ + (∂_Q T)ᵀ u` (`T(Q) = r + γ P m_τ(Q)`), from the same start and by the same
+    r"""The adjoint solve behind the implicit gradient of `soft_value_iteration`, with its
+    report: for the cotangent $\bar{g}$ `(S, A)` on `Q* = q`, the solution `u` of
+    $u = \bar{g} + (\partial_Q T)^\top u$ ($T(Q) = r + \gamma P m_\tau(Q)$), from the same start and by the same
     iteration as `jax.grad` through `soft_value_iteration(mdp, temperature, backup=backup,
     tol=tol, solver=solver, adjoint=adjoint)` uses; the reward's gradient is then `u` itself
-    (`∂_r T = I`). Use it to see what a gradient costs (`iterations`) and whether its adjoint
+    ($\partial_r T = I$). Use it to see what a gradient costs (`iterations`) and whether its adjoint
     converged (`result`), like the forward's `PlanResult`.
 
     Args:
       mdp, temperature, backup, tol, solver, adjoint: as in `soft_value_iteration` (`adjoint`
         an `og.solvers.Implicit`).
       q: `(S, A)` the fixed point (`soft_value_iteration(...).q`).
-      cotangent: `(S, A)` the cotangent `ḡ = ∂L/∂Q*`.
+      cotangent: `(S, A)` the cotangent $\bar{g} = \partial L/\partial Q^*$.
       max_iter: the adjoint's iteration cap when `adjoint.max_iter` is not set.
 
     Returns:
@@ -369,27 +373,27 @@ def smdp_value_iteration(
     throw: bool = False,
     **deprecated: Any,
 ) -> PlanResult:
-    """Smooth planning over options: `Q_O = R + P^O m_τ(Q_O)` (no extra γ: it is in `P^O`).
+    r"""Smooth planning over options: $Q_O = R + P^O m_\tau(Q_O)$ (no extra γ: it is in $P^O$).
 
     Args:
-      rewards: `(S, K)` option reward models `r^o[s]` (`option_models(...)[0]`).
-      transitions: `(K, S, S)` option transition models `P^o[s, s']`, non-negative, rows
+      rewards: `(S, K)` option reward models $r^o[s]$ (`option_models(...)[0]`).
+      transitions: `(K, S, S)` option transition models $P^o[s, s']$, non-negative, rows
         summing to less than 1 (to at most γ).
-      temperature: `τ` of the policy over options `μ = softmax(Q_O/τ)`.
+      temperature: $\tau$ of the policy over options $\mu = \operatorname{softmax}(Q_O/\tau)$.
       initiation: optional `(K, S)` bool (the layout of `Options.initiation`); option `o` can
-        be chosen in `s` only where `initiation[o, s]`. The backup and `μ` ignore the other
-        options, so `μ[s, o] = 0` outside initiation sets. Every state needs at least one
+        be chosen in `s` only where `initiation[o, s]`. The backup and $\mu$ ignore the other
+        options, so $\mu[s, o] = 0$ outside initiation sets. Every state needs at least one
         available option.
       backup, tol, max_iter, solver, adjoint, differentiation, num_sweeps, init, throw: as in
         `soft_value_iteration` (`init` of shape (S, K)); `solver` is plain iteration, Anderson
-        or `Newton` (soft policy iteration over options: `P_μ = Σ_o μ[s, o] P^o[s, ·]`, one
-        `S × S` solve per step, logsumexp or max; its adjoint starts from one direct solve).
+        or `Newton` (soft policy iteration over options: $P_\mu = \sum_o \mu[s, o] P^o[s, \cdot]$, one
+        $S \times S$ solve per step, logsumexp or max; its adjoint starts from one direct solve).
         The default `Auto()` picks `Newton` for concrete models with the logsumexp backup
-        when `S ≤ newton_factor · log(tol (1 − ρ)) / log ρ`, `ρ` the largest row sum of `P^O`
+        when $S \le \mathtt{newton\_factor} \cdot \log(\mathrm{tol} (1 - \rho)) / \log \rho$, $\rho$ the largest row sum of $P^O$
         (`Auto.choose_options`), plain iteration otherwise.
 
     Returns:
-      `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`.
+      `PlanResult` with `q (S, K)` and `policy` = $\mu$ `(S, K)`.
 
     The keywords `reward=` and `transition=` are the deprecated spellings of the first two.
     """
@@ -449,14 +453,20 @@ def intra_option_value_iteration(
     throw: bool = False,
     **deprecated: Any,
 ) -> PlanResult:
-    """Matrix-free planning over options: the intra-option Bellman equation (Sutton, Precup &
-    Singh 1999, section 3), `Q_O[s, o] = Σ_a π^o[s, a] (r[s, a] + γ Σ_s' P[s, a, s']
-    (β^o[s'] V[s'] + (1 − β^o[s']) Q_O[s', o]))`, `V = m_τ(Q_O)` over available options.
+    r"""Matrix-free planning over options: the intra-option Bellman equation (Sutton, Precup &
+    Singh 1999, section 3),
 
-    Its fixed point is the same `Q_O = R + P^O V` as `smdp_value_iteration` on
+    $$
+    Q_O[s, o] = \sum_a \pi^o[s, a] \Bigl(r[s, a] + \gamma \sum_{s'} P[s, a, s']
+    \bigl(\beta^o[s'] V[s'] + (1 - \beta^o[s']) Q_O[s', o]\bigr)\Bigr), \qquad V = m_\tau(Q_O)
+    $$
+
+    over available options.
+
+    Its fixed point is the same $Q_O = R + P^O V$ as `smdp_value_iteration` on
     `option_models(mdp, options)` (unrolling the continuation term gives the option models),
-    but no option model is formed: a sweep costs `O(K · S · A · B)` with sparse transitions and
-    memory is `O(K · S)`, so it scales to grids where `(K, S, S)` models cannot be stored.
+    but no option model is formed: a sweep costs $O(K \cdot S \cdot A \cdot B)$ with sparse transitions and
+    memory is $O(K \cdot S)$, so it scales to grids where `(K, S, S)` models cannot be stored.
     (With `Unrolled(N)`, `N` intra-option sweeps are not the same budget as `N` SMDP sweeps.)
 
     Args:
@@ -473,7 +483,7 @@ def intra_option_value_iteration(
         on four, nine and twenty-five rooms at τ = 0.01, but 1.7×, 3.4× and 2.5× at τ = 0.1.
 
     Returns:
-      `PlanResult` with `q (S, K)` and `policy` = `μ (S, K)`; differentiable in the MDP, the
+      `PlanResult` with `q (S, K)` and `policy` = $\mu$ `(S, K)`; differentiable in the MDP, the
       options' policies and terminations, and the temperature.
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
@@ -502,9 +512,9 @@ def intra_option_value_iteration(
 
 
 def jacobian_spectral_radius(mdp: MDP, q: Array, temperature, backup: str = "logsumexp"):
-    """Spectral radius of `∂_Q T` at `q (S, A)` (dense `(S·A) × (S·A)` Jacobian; small MDPs).
+    r"""Spectral radius of $\partial_Q T$ at `q (S, A)` (dense $(S\cdot A) \times (S\cdot A)$ Jacobian; small MDPs).
 
-    The IFT needs `I − ∂_Q T` invertible; it is when this radius is below 1. It is at most γ
+    The IFT needs $I - \partial_Q T$ invertible; it is when this radius is below 1. It is at most γ
     for logsumexp, mellowmax and max; for boltzmann it can exceed 1.
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")

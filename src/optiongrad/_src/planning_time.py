@@ -1,15 +1,15 @@
-"""Planning time: how many value-iteration sweeps a set of options saves.
+r"""Planning time: how many value-iteration sweeps a set of options saves.
 
 Jinnai, Abel, Hershkowitz, Littman & Konidaris (ICML 2019), "Finding options that minimize
 planning time": the number of value-iteration sweeps, from zero values, until the values are
-good enough. Sweeps run over the option models (`Q_{k+1} = R + P^O m_τ(Q_k)`, primitives being the
-options `(a, β ≡ 1)`), with the hard `max` backup by default. Two criteria:
+good enough. Sweeps run over the option models ($Q_{k+1} = R + P^O m_\tau(Q_k)$, primitives being the
+options $(a, \beta \equiv 1)$), with the hard `max` backup by default. Two criteria:
 
 * `"policy"`: the policy greedy in the primitive MDP w.r.t. the current state values
-  `V_k = m_τ(Q_k)`, `argmax_a r[s, a] + γ Σ_s' P[s, a, s'] V_k[s']`, is optimal in every state —
+  $V_k = m_\tau(Q_k)$, $\operatorname{argmax}_a r[s, a] + \gamma \sum_{s'} P[s, a, s'] V_k[s']$, is optimal in every state —
   every action it ties for is an optimal action (so ties cannot make it optimal by luck);
-* `"values"`: `‖V_k − V_∞‖_∞ ≤ ε`, with `V_∞` the fixed point of the same sweeps (the optimal
-  `V*` when primitives are included and the backup is `max`).
+* `"values"`: $\Vert V_k - V_\infty\Vert _\infty \le \varepsilon$, with $V_\infty$ the fixed point of the same sweeps (the optimal
+  $V^*$ when primitives are included and the backup is `max`).
 
 With primitives alone this is plain value iteration. Sutton, Precup & Singh (1999) show the
 effect on four rooms: with hallway options, values reach every room in a couple of sweeps.
@@ -66,7 +66,7 @@ def sweep_values(
     backup: str = "max",
     temperature=0.0,
 ) -> Array:
-    """State values `V_k = m_τ(Q_k)` after `k = 0, 1, …, num_sweeps` sweeps from zero,
+    r"""State values $V_k = m_\tau(Q_k)$ after $k = 0, 1, \dots, \mathtt{num\_sweeps}$ sweeps from zero,
     shape `(num_sweeps + 1, S)` (Sutton et al. 1999, value propagation figure). Arguments as
     in `planning_sweeps`."""
     checks.iterations(num_sweeps, "num_sweeps")
@@ -138,7 +138,7 @@ def model_planning_sweeps(
     """`planning_sweeps` from given option models `rewards (S, K)`, `transitions (K, S, S)`
     (primitives included if wanted) and initiation sets `(K, S)`.
 
-    `optimal_q (S, A)`, the optimal `Q*` of `mdp`, may be passed for the "policy" criterion
+    `optimal_q (S, A)`, the optimal $Q^*$ of `mdp`, may be passed for the "policy" criterion
     to avoid solving for it again (e.g. when scoring several option sets on the same task).
     """
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")
@@ -218,7 +218,7 @@ def goal_planning_sweeps(mdp: MDP, models: GoalModels, goals: Array, optimal_q: 
     Args:
       mdp: the environment (its goal tasks are `goal_task(mdp, g)`).
       models: `GoalModels` of the options in those tasks (primitives included if wanted).
-      goals: `(T,)` the goal of each task. optimal_q: `(T, S, A)` each task's optimal `Q*`.
+      goals: `(T,)` the goal of each task. optimal_q: `(T, S, A)` each task's optimal $Q^*$.
       initiation: optional `(K, S)` bool (not needed by compact models, which carry their
         own). epsilon: the tie tolerance. max_sweeps: the cap.
     """

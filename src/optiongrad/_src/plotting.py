@@ -85,7 +85,7 @@ def plot_policy(
     marks: Sequence[int] = (),
     states: Optional[Sequence[int]] = None,
 ):
-    """Policy arrows: in each state the mean displacement `Σ_a π[s, a] δ_a`.
+    r"""Policy arrows: in each state the mean displacement $\sum_a \pi[s, a] \delta_a$.
 
     Args:
       grid: the `GridWorld`.
@@ -184,7 +184,7 @@ def plot_options(
     panel_size: float = 2.6,
     title: Optional[str] = None,
 ):
-    """One panel per option: termination probability `β^o` as a heat-map, the option's policy
+    r"""One panel per option: termination probability $\beta^o$ as a heat-map, the option's policy
     as arrows in its initiation set (everywhere when it has none). Returns the figure."""
     checks.instance(grid, "grid", GridWorld, "a GridWorld")
     checks.instance(options, "options", Options, "an optiongrad.Options")

@@ -1,14 +1,14 @@
-"""Intrinsic-reward parametrisations `θ ↦ r_θ (S, A)`.
+r"""Intrinsic-reward parametrisations $\theta \mapsto r_\theta$ `(S, A)`.
 
 A `RewardModel` is a pair of pure functions in the style of optax's `GradientTransformation`:
 `init(key) -> θ` and `apply(θ, mdp) -> r_θ (S, A)`. Three parametrisations (DESIGN.md,
-"Option gradient"), all linear in `θ`:
+"Option gradient"), all linear in $\theta$:
 
-* `tabular(S, A)`:   `r_θ[s, a] = θ[s, a]`,                       `θ (S, A)`;
-* `state(S)`:        `r_θ[s, a] = Σ_s' P[s, a, s'] θ[s']`,         `θ (S,)` — a reward for
+* `tabular(S, A)`:   $r_\theta[s, a] = \theta[s, a]$,                       $\theta$ `(S, A)`;
+* `state(S)`:        $r_\theta[s, a] = \sum_{s'} P[s, a, s'] \theta[s']$,         $\theta$ `(S,)` — a reward for
   *entering* `s'`, the convention of `gridworld.goal_task`;
-* `linear(Φ)`:       `Φ (S, F)`: `r_θ[s, a] = Σ_s' P[s, a, s'] (Φ w)[s']`;
-                     `Φ (S, A, F)`: `r_θ[s, a] = Φ[s, a] · w`,      `w (F,)`.
+* $\mathtt{linear}(\Phi)$:       $\Phi$ `(S, F)`: $r_\theta[s, a] = \sum_{s'} P[s, a, s'] (\Phi w)[s']$;
+                     $\Phi$ `(S, A, F)`: $r_\theta[s, a] = \Phi[s, a] \cdot w$,      `w (F,)`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _normal(shape, scale: float, dtype):
 
 
 def tabular(num_states: int, num_actions: int, *, init_scale: float = 0.0, dtype=None) -> RewardModel:
-    """`r_θ = θ`, `θ (S, A)`; `init` draws `N(0, init_scale²)` (zeros by default)."""
+    r"""$r_\theta = \theta$, $\theta$ `(S, A)`; `init` draws $N(0, \mathtt{init\_scale}^2)$ (zeros by default)."""
     checks.integer(num_states, "num_states")
     checks.integer(num_actions, "num_actions")
     dtype = checks.dtype(dtype)
@@ -63,7 +63,7 @@ def tabular(num_states: int, num_actions: int, *, init_scale: float = 0.0, dtype
 
 
 def state(num_states: int, *, init_scale: float = 0.0, dtype=None) -> RewardModel:
-    """Reward for entering a state: `r_θ[s, a] = Σ_s' P[s, a, s'] θ[s']`, `θ (S,)`."""
+    r"""Reward for entering a state: $r_\theta[s, a] = \sum_{s'} P[s, a, s'] \theta[s']$, $\theta$ `(S,)`."""
     checks.integer(num_states, "num_states")
     dtype = checks.dtype(dtype)
 
@@ -77,8 +77,8 @@ def state(num_states: int, *, init_scale: float = 0.0, dtype=None) -> RewardMode
 
 
 def linear(features, *, init_scale: float = 0.0) -> RewardModel:
-    """Linear reward `Φ w`: `Φ (S, F)` rewards entering `s'` with `(Φ w)[s']`; `Φ (S, A, F)`
-    gives `r[s, a] = Φ[s, a] · w` directly. `w (F,)`."""
+    r"""Linear reward $\Phi w$: $\Phi$ `(S, F)` rewards entering `s'` with $(\Phi w)[s']$; $\Phi$ `(S, A, F)`
+    gives $r[s, a] = \Phi[s, a] \cdot w$ directly. `w (F,)`."""
     features = checks.as_array(features, "features")
     if features.ndim not in (2, 3) or 0 in features.shape:
         raise ValueError(f"features: expected shape (S, F) or (S, A, F), got {features.shape}")
@@ -102,10 +102,10 @@ def linear(features, *, init_scale: float = 0.0) -> RewardModel:
 
 
 def fit(model: RewardModel, mdp: MDP, target: Array, key=None) -> Params:
-    """Least-squares parameters `argmin_θ ‖r_θ − target‖²` (every model here is linear in θ).
+    r"""Least-squares parameters $\operatorname{argmin}_\theta \Vert r_\theta - \mathrm{target}\Vert ^2$ (every model here is linear in θ).
 
     Useful to start learning from the extrinsic reward (`target = mdp.rewards`). Builds the
-    dense Jacobian of `θ ↦ r_θ`, so it is meant for small problems (a few thousand parameters).
+    dense Jacobian of $\theta \mapsto r_\theta$, so it is meant for small problems (a few thousand parameters).
     """
     checks.instance(model, "model", RewardModel, "an optiongrad.rewards.RewardModel")
     checks.instance(mdp, "mdp", MDP, "an optiongrad.MDP")

@@ -1,8 +1,8 @@
-"""Monte Carlo episodes of call-and-return policies over options.
+r"""Monte Carlo episodes of call-and-return policies over options.
 
-`rollout` runs `μ (S, K)` over `options` for a fixed number of primitive steps (a `lax.scan`);
+`rollout` runs $\mu$ `(S, K)` over `options` for a fixed number of primitive steps (a `lax.scan`);
 `sample_returns` `vmap`s it over keys. The mean discounted return of episodes from `s0` is the
-value `s0 · v_μ` of `hierarchical.smdp_policy_evaluation` (an independent check of it, and how
+value $s_0 \cdot v_\mu$ of `hierarchical.smdp_policy_evaluation` (an independent check of it, and how
 the options are run in an episode).
 """
 
@@ -25,11 +25,11 @@ Array = jax.Array
 
 
 class Trajectory(NamedTuple):
-    """One call-and-return episode of `horizon` steps (arrays of shape `(horizon,)`).
+    r"""One call-and-return episode of `horizon` steps (arrays of shape `(horizon,)`).
 
     `option[t]` is the option in control at step `t`, `started[t]` whether it was chosen at
     step `t`; `reward[t] = r[state[t], action[t]]`; `terminated[t]` whether the option terminated
-    on entering `state[t + 1]`; `discounted_return = Σ_t γ^t reward[t]`.
+    on entering `state[t + 1]`; $\mathtt{discounted\_return} = \sum_t \gamma^t \mathtt{reward}[t]$.
     """
 
     state: Array
@@ -58,7 +58,7 @@ def _check(key, mdp, options, mu, horizon):
 
 def rollout(key, mdp: MDP, options: Options, mu: Array, horizon: int,
             start: Optional[Array] = None) -> Trajectory:
-    """Run the call-and-return policy `μ` over `options` for `horizon` steps.
+    r"""Run the call-and-return policy $\mu$ over `options` for `horizon` steps.
 
     Args:
       key: `jax.random` key (or an integer seed). mdp, options: the primitive MDP and the
@@ -68,7 +68,7 @@ def rollout(key, mdp: MDP, options: Options, mu: Array, horizon: int,
       start: initial state index; drawn from `mdp.initial` when None.
 
     `vmap` over keys for many episodes (`sample_returns`). The truncated return misses at most
-    `γ^horizon max|r| / (1 − γ)`.
+    $\gamma^{\mathrm{horizon}} \max\vert r\vert / (1 - \gamma)$.
     """
     key, mu = _check(key, mdp, options, mu, horizon)
     if start is not None:

@@ -1,17 +1,17 @@
-"""Solver and adjoint objects, and the result codes every iterative solve reports.
+r"""Solver and adjoint objects, and the result codes every iterative solve reports.
 
-A fixed point `x* = f(θ, x*)` is found by a **solver** and differentiated by an **adjoint**
+A fixed point $x^* = f(\theta, x^*)$ is found by a **solver** and differentiated by an **adjoint**
 (the split of optimistix). Both are small frozen objects, passed to every planner and to
 `optiongrad.fixed_point` as `solver=` and `adjoint=`:
 
 | object | what it does |
 |---|---|
 | `Auto(newton_factor=0.5)` | the default: `GaussSeidel` for sparse MDPs, `Newton` for small dense ones at high γ, plain iteration otherwise (`Auto.choose`) |
-| `FixedPointIteration(check_every=1)` | `x_{k+1} = f(x_k)`; the stopping rule tested every `check_every` sweeps |
+| `FixedPointIteration(check_every=1)` | $x_{k+1} = f(x_k)$; the stopping rule tested every `check_every` sweeps |
 | `Anderson(memory=5)` | safeguarded type-II Anderson mixing of the last `memory` iterates (Walker & Ni 2011), finished by plain iteration if it stalls |
 | `Newton(max_steps=100)` | soft policy iteration (Newton's method on the soft Bellman equation; dense MDPs, logsumexp or max) finished by chord steps, then plain sweeps to the tolerance; `soft_value_iteration` and `smdp_value_iteration` (over options) |
 | `GaussSeidel(window=512, check_every=4)` | Gauss–Seidel sweeps over the states ordered by distance to the absorbing states, from a median-shifted start, then plain sweeps to the tolerance; sparse MDPs, `soft_value_iteration` and `intra_option_value_iteration` |
-| `Implicit(rtol, max_iter, solver)` | gradient by the implicit function theorem at `x*`: the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is iterated by `solver` (default: the forward solver, or plain iteration after Newton) |
+| `Implicit(rtol, max_iter, solver)` | gradient by the implicit function theorem at $x^*$: the adjoint equation $u = \bar{g} + (\partial_x f)^\top u$ is iterated by `solver` (default: the forward solver, or plain iteration after Newton) |
 | `Unrolled(num_sweeps)` | exactly `num_sweeps` sweeps in a `lax.scan`, differentiated through them (a fixed planning budget) |
 
 The old spellings stay: `solver="auto" | "iteration" | "anderson" | "newton" | "gauss-seidel"`,
@@ -69,8 +69,8 @@ class RESULTS(eqx.Enumeration):
 
 
 def result_code(value: Array, residual: Array, threshold, limit: RESULTS) -> RESULTS:
-    """`nonfinite` if `value` or `residual` is not finite, else `successful` if
-    `residual ≤ threshold`, else `limit` (`max_steps_reached` or `budget_reached`)."""
+    r"""`nonfinite` if `value` or `residual` is not finite, else `successful` if
+    $\mathrm{residual} \le \mathtt{threshold}$, else `limit` (`max_steps_reached` or `budget_reached`)."""
     finite = jnp.isfinite(residual) & jnp.all(jnp.isfinite(value))
     converged = residual <= threshold
     return RESULTS.where(~finite, RESULTS.nonfinite,
@@ -120,17 +120,17 @@ class Reported:
 
 
 def _threshold(tol: float, rtol: float, norm, x) -> Array:
-    """The stopping threshold `tol + rtol · norm(x)`; `rtol` is a Python float, so with
+    r"""The stopping threshold $\mathrm{tol} + \mathrm{rtol} \cdot \operatorname{norm}(x)$; `rtol` is a Python float, so with
     rtol = 0 no pass over `x` is spent on `norm(x)`."""
     return tol + rtol * norm(x) if rtol else jnp.asarray(tol, x.dtype)
 
 
 def iterate_plain(fn, x0, residual0, tol, rtol, max_iter, norm, check_every: int = 1):
-    """`x ← fn(x)` from `x0` until `norm(x_{k+1} − x_k) ≤ tol + rtol · norm(x_{k+1})`,
+    r"""$x \leftarrow fn(x)$ from `x0` until $\operatorname{norm}(x_{k+1} - x_k) \le \mathrm{tol} + \mathrm{rtol} \cdot \operatorname{norm}(x_{k+1})$,
     `max_iter` sweeps, or a non-finite residual; `residual0` is the residual of `x0` (inf if
     unknown; if it already meets the rule, no sweep is done). The rule is tested after every
-    `check_every`-th sweep (the residual is that sweep's), so up to `check_every − 1` sweeps
-    more than needed, and at most `max_iter + check_every − 1`. Returns
+    `check_every`-th sweep (the residual is that sweep's), so up to $\mathtt{check\_every} - 1$ sweeps
+    more than needed, and at most $\mathtt{max\_iter} + \mathtt{check\_every} - 1$. Returns
     `(x, sweeps, residual)`."""
 
     def cond(carry):
@@ -150,14 +150,14 @@ def iterate_plain(fn, x0, residual0, tol, rtol, max_iter, norm, check_every: int
 
 @dataclasses.dataclass(frozen=True)
 class FixedPointIteration:
-    """Plain fixed-point iteration `x_{k+1} = f(x_k)`: for a γ-contraction, the error shrinks
+    r"""Plain fixed-point iteration $x_{k+1} = f(x_k)$: for a γ-contraction, the error shrinks
     by γ per sweep (Banach).
 
     Attributes:
       check_every: test the stopping rule after every `check_every`-th sweep only (default
         1). Each test is a reduction over `x`, which on CPU can cost as much as a sparse
         sweep itself (10⁴ states × 384 columns: 4–5 ms each, measured); testing every few
-        sweeps trades at most `check_every − 1` extra sweeps for that time.
+        sweeps trades at most $\mathtt{check\_every} - 1$ extra sweeps for that time.
     """
 
     check_every: int = 1
@@ -175,14 +175,14 @@ class FixedPointIteration:
 
 @dataclasses.dataclass(frozen=True)
 class Anderson:
-    """Safeguarded type-II Anderson acceleration (Anderson 1965; Walker & Ni 2011).
+    r"""Safeguarded type-II Anderson acceleration (Anderson 1965; Walker & Ni 2011).
 
-    Keeps the last `memory` differences of images `ΔF` and residuals `ΔR` (`r = f(x) − x`) and
-    steps to `x⁺ = f(x) − ΔF c` with `c = argmin ‖r − ΔR c‖₂` (normal equations with a tiny
+    Keeps the last `memory` differences of images $\Delta F$ and residuals $\Delta R$ ($r = f(x) - x$) and
+    steps to $x^+ = f(x) - \Delta F c$ with $c = \operatorname{argmin} \Vert r - \Delta R c\Vert _2$ (normal equations with a tiny
     Tikhonov term). If the residual's 2-norm more than doubles the history is forgotten (the
-    next step is plain); if the best residual has not improved for `patience · memory` steps
+    next step is plain); if the best residual has not improved for $\mathtt{patience} \cdot \mathtt{memory}$ steps
     the acceleration stops and plain iteration finishes from where it got. Same fixed point,
-    stopping rule and gradient as plain iteration. Attributes: `memory` (`m ≥ 1`),
+    stopping rule and gradient as plain iteration. Attributes: `memory` ($m \ge 1$),
     `patience` (≥ 1).
     """
 
@@ -203,9 +203,9 @@ class Anderson:
 
 @dataclasses.dataclass(frozen=True)
 class Newton:
-    """Soft policy iteration, which is Newton's method on the soft Bellman equation
+    r"""Soft policy iteration, which is Newton's method on the soft Bellman equation
     (Puterman & Brumelle 1979; Haarnoja et al. 2018), as a warm start: at most `max_steps`
-    Newton steps, each one LU factorisation of `I − γ P_π`, from the fourth on followed by
+    Newton steps, each one LU factorisation of $I - \gamma P_\pi$, from the fourth on followed by
     chord steps that reuse it (`newton.policy_iteration_q`), then plain sweeps to the tolerance
     (so the result, its report and its gradient are those of plain iteration; `iterations`
     counts the sweeps).
@@ -251,19 +251,20 @@ class GaussSeidel:
 
 @dataclasses.dataclass(frozen=True)
 class Auto:
-    """The default solver: picks one of the others for the problem at hand (`choose`).
+    r"""The default solver: picks one of the others for the problem at hand (`choose`).
 
     For `soft_value_iteration` with the implicit adjoint:
 
     * **sparse** transitions with a concrete successor table (the MDP is not a `jit`/`vmap`
       argument) and a logsumexp, mellowmax or max backup → `GaussSeidel()`;
-    * **dense** transitions, the logsumexp backup and `S ≤ newton_factor · n`, where
-      `n = log(tol (1 − γ)) / log γ` is the number of plain sweeps the γ-rate tail needs →
-      `Newton()`. A factorisation costs `O(S³)`, a plain sweep `O(S² A)`; measured on this
-      project's CPU runs, Newton's four or so factorisations beat the plain sweeps up to about
-      `S ≈ 0.5 n` (README, "Choosing a solver"). A discount traced under `jit` (MDPs built
-      inside the compiled function, e.g. goal tasks under `vmap`) is only known at run time:
-      the rule is then evaluated there (`newton_pays`, a `lax.cond` around the Newton steps).
+    * **dense** transitions, the logsumexp backup and $S \le \mathtt{newton\_factor} \cdot n$,
+      where $n = \log(\mathrm{tol} (1 - \gamma)) / \log \gamma$ is the number of plain sweeps the
+      γ-rate tail needs → `Newton()`. A factorisation costs $O(S^3)$, a plain sweep $O(S^2 A)$;
+      measured on this project's CPU runs, Newton's four or so factorisations beat the plain
+      sweeps up to about $S \approx 0.5 n$ (README, "Choosing a solver"). A discount traced
+      under `jit` (MDPs built inside the compiled function, e.g. goal tasks under `vmap`) is
+      only known at run time: the rule is then evaluated there (`newton_pays`, a `lax.cond`
+      around the Newton steps).
       With the max backup plain iteration needs only as many sweeps as the goal is far away
       on deterministic tasks, so it stays plain;
     * otherwise → `FixedPointIteration()`, whose implicit adjoint on a small dense MDP starts
@@ -275,7 +276,7 @@ class Auto:
     fixed point, the stopping rule or the gradient: every solver finishes with plain sweeps.
 
     Attributes:
-      newton_factor: Newton plans dense MDPs of at most `newton_factor · n` states
+      newton_factor: Newton plans dense MDPs of at most $\mathtt{newton\_factor} \cdot n$ states
         (default 0.5; 0 never picks Newton).
     """
 
@@ -307,8 +308,8 @@ class Auto:
     def choose_options(self, transitions, backup: str = "logsumexp",
                        adjoint: Optional["Adjoint"] = None,
                        tol: Optional[float] = None) -> "Solver":
-        """The solver `smdp_value_iteration` uses for option models `P^O (K, S, S)`: `Newton`
-        under the rule of `choose` for dense MDPs, with the largest row sum `ρ` of `P^O` (at
+        r"""The solver `smdp_value_iteration` uses for option models $P^O$ `(K, S, S)`: `Newton`
+        under the rule of `choose` for dense MDPs, with the largest row sum $\rho$ of $P^O$ (at
         most γ) as the rate, when the models are concrete and the backup is logsumexp; plain
         iteration otherwise (e.g. models that depend on traced option parameters)."""
         if (backup != "logsumexp" or not isinstance(adjoint or Implicit(), Implicit)
@@ -319,9 +320,9 @@ class Auto:
         return self._newton_or_plain(p.shape[-1], rho, tol, p.dtype)
 
     def newton_pays(self, states: int, rate, tol: Optional[float], dtype):
-        """`states ≤ newton_factor · log(tol (1 − rate)) / log rate`: whether `Newton` beats
-        plain sweeps on a dense problem of `states` states contracting at `rate` (γ, or the
-        largest row sum of option models). A Python bool for a concrete `rate`, a traced one
+        r"""$\mathrm{states} \le \mathtt{newton\_factor} \cdot \log(\mathrm{tol}\,(1 - \rho)) /
+        \log \rho$ with $\rho$ = `rate`: whether `Newton` beats plain sweeps on a dense problem
+        of `states` states contracting at `rate` (γ, or the largest row sum of option models). A Python bool for a concrete `rate`, a traced one
         otherwise (then the planner decides at run time)."""
         tol = checks.default_tol(dtype) if tol is None else tol
         return states <= self.newton_factor * _sweeps(rate, tol, shrink=True)
@@ -331,20 +332,21 @@ class Auto:
 
     def direct_adjoint(self, mdp, backup: str = "logsumexp",
                        adjoint: Optional["Adjoint"] = None):
-        """Whether the implicit adjoint of plain iteration on `mdp` starts from one direct
-        `S × S` solve (`newton.DirectAdjointStart`): for dense MDPs with the logsumexp or max
-        backup and `S ≤ 7 · newton_factor · n`, where `n = log(rtol) / log γ` is the number of
-        adjoint iterations the γ-rate needs (one solve where Newton's forward makes about
-        seven). With the max backup the forward needs only the goal's distance in sweeps, but
-        the adjoint's mass sits in the absorbing goal and decays by γ per iteration, so this
-        start is what makes its gradient cheap. A traced bool for a traced discount."""
+        r"""Whether the implicit adjoint of plain iteration on `mdp` starts from one direct
+        $S \times S$ solve (`newton.DirectAdjointStart`): for dense MDPs with the logsumexp or
+        max backup and $S \le 7 \cdot \mathtt{newton\_factor} \cdot n$, where
+        $n = \log(\mathrm{rtol}) / \log \gamma$ is the number of adjoint iterations the γ-rate
+        needs (one solve where Newton's forward makes about four factorisations). With the max
+        backup the forward needs only the goal's distance in sweeps, but the adjoint's mass
+        sits in the absorbing goal and decays by γ per iteration, so this start is what makes
+        its gradient cheap. A traced bool for a traced discount."""
         rule = self.direct_adjoint_rule(mdp, backup, adjoint)
         return False if rule is None else rule(mdp.num_states, mdp.discount)
 
     def direct_adjoint_rule(self, mdp, backup: str = "logsumexp",
                             adjoint: Optional["Adjoint"] = None) -> Optional["DirectAdjointRule"]:
-        """The rule of `direct_adjoint` as a function of `(S, γ)`, or None where the direct
-        start does not apply (sparse MDPs, other backups, other adjoints)."""
+        r"""The rule of `direct_adjoint` as a function of $(S, \gamma)$, or None where the
+        direct start does not apply (sparse MDPs, other backups, other adjoints)."""
         if (mdp is None or mdp.is_sparse or backup not in NEWTON_BACKUPS
                 or not isinstance(adjoint or Implicit(), Implicit)):
             return None
@@ -353,8 +355,9 @@ class Auto:
 
 
 class DirectAdjointRule(NamedTuple):
-    """`S ≤ limit · log(rtol) / log γ` (`Auto.direct_adjoint`), hashable, so that an adjoint
-    start can carry it and evaluate it on a discount known only at run time."""
+    r"""$S \le \mathrm{limit} \cdot \log(\mathrm{rtol}) / \log \gamma$ (`Auto.direct_adjoint`),
+    hashable, so that an adjoint start can carry it and evaluate it on a discount known only
+    at run time."""
 
     limit: float
     rtol: float
@@ -364,9 +367,10 @@ class DirectAdjointRule(NamedTuple):
 
 
 def _sweeps(gamma, tol: float, shrink: bool = False):
-    """`log(tol) / log γ`: the sweeps a γ-rate iteration needs to shrink its error by `tol`
-    (`tol (1 − γ)` with `shrink`: a value error of `tol` from a step of that size); 0 unless
-    `0 < γ < 1`. Python arithmetic for a concrete `γ`, `jnp` for a traced one."""
+    r"""$\log(\mathrm{tol}) / \log \gamma$: the sweeps a γ-rate iteration needs to shrink its
+    error by `tol` ($\mathrm{tol} (1 - \gamma)$ with `shrink`: a value error of `tol` from a
+    step of that size); 0 unless $0 < \gamma < 1$. Python arithmetic for a concrete γ, `jnp`
+    for a traced one."""
     if checks.is_concrete(gamma):
         gamma = float(gamma)
         target = tol * (1 - gamma) if shrink else tol
@@ -388,12 +392,12 @@ SOLVER_NAMES = {"auto": Auto, "iteration": FixedPointIteration, "anderson": Ande
 
 @dataclasses.dataclass(frozen=True)
 class Implicit:
-    """Gradients by the implicit function theorem at the fixed point.
+    r"""Gradients by the implicit function theorem at the fixed point.
 
-    For a cotangent `ḡ` on `x*`, the adjoint equation `u = ḡ + (∂_x f)ᵀ u` is solved by
-    `solver` from `u_0 = ḡ` (Christianson's two-phase method, 1994: for a γ-contraction in
-    `‖·‖_∞`, `‖(∂_x f)ᵀ‖_1 ≤ γ`, so it converges at rate γ for any problem size), stopping at
-    `‖u_{k+1} − u_k‖_1 ≤ rtol ‖u_{k+1}‖_1`; then `θ̄ = (∂_θ f)ᵀ u`.
+    For a cotangent $\bar{g}$ on $x^*$, the adjoint equation $u = \bar{g} + (\partial_x f)^\top u$ is solved by
+    `solver` from $u_0 = \bar{g}$ (Christianson's two-phase method, 1994: for a γ-contraction in
+    $\Vert \cdot\Vert _\infty$, $\Vert (\partial_x f)^\top\Vert _1 \le \gamma$, so it converges at rate γ for any problem size), stopping at
+    $\Vert u_{k+1} - u_k\Vert _1 \le \mathrm{rtol} \Vert u_{k+1}\Vert _1$; then $\bar{\theta} = (\partial_\theta f)^\top u$.
 
     Attributes:
       rtol: relative tolerance; default 1e-12 (float64) or 1e-6 (float32).
@@ -494,7 +498,7 @@ def resolve(solver: SolverLike = None, adjoint: Optional[Adjoint] = None, *,
 
 
 def _anderson(fn, init, tol, rtol, max_iter, memory, patience, norm):
-    """The accelerated phase of `Anderson.iterate`. `ΔR ΔRᵀ` is updated one row at a time.
+    r"""The accelerated phase of `Anderson.iterate`. $\Delta R \Delta R^\top$ is updated one row at a time.
     Returns `(fn(x_final), evaluations of fn, final residual norm)`, like the plain iteration
     (whose value is also the image of the last iterate)."""
     shape, dtype = init.shape, init.dtype

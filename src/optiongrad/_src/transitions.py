@@ -1,15 +1,15 @@
-"""Transition operators: dense `(S, A, S)` tensors and sparse `(S, A, B)` successor lists.
+r"""Transition operators: dense `(S, A, S)` tensors and sparse `(S, A, B)` successor lists.
 
 Every algorithm in optiongrad touches the dynamics only through the few functions of this
 module, so a dense tensor `P[s, a, s']` and a `SparseTransitions` (for each state-action pair,
 `B` successor indices with their probabilities) are interchangeable everywhere:
 
-* `expectation(P, v)[s, a] = Σ_s' P[s, a, s'] v[s']`  (the backup's "γ P v" without γ),
-* `push_forward(P, w)[s'] = Σ_{s, a} w[s, a] P[s, a, s']` (its transpose; occupancies),
-* `policy_matrix(P, π)[s, s'] = Σ_a π[s, a] P[s, a, s']` (dense `P_π`, for direct solves),
+* $\mathtt{expectation}(P, v)[s, a] = \sum_{s'} P[s, a, s'] v[s']$  (the backup's "γ P v" without γ),
+* $\mathtt{push\_forward}(P, w)[s'] = \sum_{s, a} w[s, a] P[s, a, s']$ (its transpose; occupancies),
+* $\mathtt{policy\_matrix}(P, \pi)[s, s'] = \sum_a \pi[s, a] P[s, a, s']$ (dense $P_\pi$, for direct solves),
 * `probabilities_to(P, g)[s, a] = P[s, a, g]` (entering a goal; a vector `g` adds an axis),
-* `policy_expectation(P, π, u)[s, ..., k] = Σ_a π^k[s, a] Σ_s' P[s, a, s'] u[s', ..., k]`
-  (`P_{π^k} u` for many policies at once, the intra-option sweeps of many options).
+* $\mathtt{policy\_expectation}(P, \pi, u)[s, ..., k] = \sum_a \pi^k[s, a] \sum_{s'} P[s, a, s'] u[s', ..., k]$
+  ($P_{\pi^k} u$ for many policies at once, the intra-option sweeps of many options).
 
 `v` may carry trailing batch axes: `v (S, ...)` gives `(S, A, ...)`.
 
@@ -39,7 +39,7 @@ Array = jax.Array
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False, init=False)
 class SparseTransitions(ValidatedPytree):
-    """Sparse transitions: `P[s, a, next_states[s, a, b]] += probs[s, a, b]`.
+    r"""Sparse transitions: `P[s, a, next_states[s, a, b]] += probs[s, a, b]`.
 
     Args:
       next_states: `(S, A, B)` integer successor indices in `[0, S)`. Repeated indices are
@@ -48,12 +48,12 @@ class SparseTransitions(ValidatedPytree):
 
     Built from concrete arrays it is validated (`ValueError` naming the field) and its
     `sources` are tabulated; built from tracers (inside `jit`/`vmap`/`grad`) it is neither.
-    Memory is `O(S·A·B)` instead of `O(S²·A)`.
+    Memory is $O(S\cdot A\cdot B)$ instead of $O(S^2\cdot A)$.
 
     Attributes:
-      sources: `(S, D)` int, or None: for each state `s'` the flat indices `s·A·B + a·B + b`
+      sources: `(S, D)` int, or None: for each state `s'` the flat indices $s\cdot A\cdot B + a\cdot B + b$
         of the entries with `next_states[s, a, b] = s'` (`D` the largest in-degree), padded
-        with `S·A·B`; None when built from tracers or when `D > 4·A·B` (a hub state: the
+        with $S\cdot A\cdot B$; None when built from tracers or when $D > 4\cdot A\cdot B$ (a hub state: the
         table would dwarf the successors).
     """
 
@@ -142,7 +142,7 @@ def num_states(transitions: Transitions) -> int:
 
 
 def expectation(transitions: Transitions, v: Array) -> Array:
-    """`E[v(s') | s, a] = Σ_s' P[s, a, s'] v[s']`.
+    r"""$\mathbb{E}[v(s') \mid s, a] = \sum_{s'} P[s, a, s'] v[s']$.
 
     Args:
       transitions: dense `(S, A, S)` or `SparseTransitions`.
@@ -158,7 +158,7 @@ def expectation(transitions: Transitions, v: Array) -> Array:
 
 
 def push_forward(transitions: Transitions, w: Array) -> Array:
-    """Transpose of `expectation`: `u[s'] = Σ_{s, a} w[s, a] P[s, a, s']`.
+    r"""Transpose of `expectation`: $u[s'] = \sum_{s, a} w[s, a] P[s, a, s']$.
 
     Args:
       transitions: dense `(S, A, S)` or `SparseTransitions`.
@@ -176,7 +176,7 @@ def push_forward(transitions: Transitions, w: Array) -> Array:
 
 
 def policy_matrix(transitions: Transitions, policy: Array) -> Array:
-    """Dense state-to-state matrix `P_π[s, s'] = Σ_a π[s, a] P[s, a, s']`, shape `(S, S)`."""
+    r"""Dense state-to-state matrix $P_\pi[s, s'] = \sum_a \pi[s, a] P[s, a, s']$, shape `(S, S)`."""
     if isinstance(transitions, SparseTransitions):
         s = transitions.shape[0]
         weights = policy[:, :, None] * transitions.probs  # (S, A, B)
@@ -198,12 +198,14 @@ def probabilities_to(transitions: Transitions, targets: Array) -> Array:
 
 
 def policy_expectation(transitions: Transitions, policy: Array, u: Array) -> Array:
-    """`P_{π^k} u` for `K` policies at once: `(S, ..., K)` with
+    r"""$P_{\pi^k} u$ for `K` policies at once: `(S, ..., K)` with
 
-        out[s, ..., k] = Σ_a π^k[s, a] Σ_s' P[s, a, s'] u[s', ..., k]
+    $$
+    \mathrm{out}[s, \dots, k] = \sum_a \pi^k[s, a] \sum_{s'} P[s, a, s']\, u[s', \dots, k]
+    $$
 
     for `policy (K, S, A)` and `u (S, ..., K)` (middle axes are batch axes, e.g. goals). With
-    sparse transitions it costs one gather of `A·B` rows of `u` per state, and its derivative
+    sparse transitions it costs one gather of $A\cdot B$ rows of `u` per state, and its derivative
     with respect to `u` is a gather too when the transitions carry their `sources` (a custom
     reverse-mode rule: `jax.jvp`/`jax.jacfwd` through it then raise; use `expectation` for
     forward-mode derivatives)."""
@@ -221,7 +223,7 @@ def policy_expectation(transitions: Transitions, policy: Array, u: Array) -> Arr
 
 
 def _gathered(weights, index, u):
-    """`out[s, ..., k] = Σ_m weights[s, m, k] u[index[s, m], ..., k]`."""
+    r"""$\mathtt{out}[s, ..., k] = \sum_m \mathtt{weights}[s, m, k] u[\mathtt{index}[s, m], ..., k]$."""
     w = weights.reshape(weights.shape[:2] + (1,) * (u.ndim - 2) + weights.shape[2:])
     return jnp.sum(w * u[index], axis=1)
 

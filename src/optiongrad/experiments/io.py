@@ -36,7 +36,7 @@ def _umask() -> int:
 
 
 def atomic_write(path: str, write, binary: bool = False) -> None:
-    """Call `write(file)` on a temporary file next to `path` (binary mode when `binary`), then
+    r"""Call `write(file)` on a temporary file next to `path` (binary mode when `binary`), then
     rename it into place, with the permissions a plain `open` would give (`0o666 & ~umask`)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

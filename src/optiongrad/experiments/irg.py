@@ -1,9 +1,9 @@
-"""The intrinsic-reward-gradient demonstration: learning a reward for a bounded planner.
+r"""The intrinsic-reward-gradient demonstration: learning a reward for a bounded planner.
 
-A *bounded* planner — soft value iteration with a short planning discount `γ_plan` (default
+A *bounded* planner — soft value iteration with a short planning discount $\gamma_{\mathrm{plan}}$ (default
 0.5), or a fixed budget of sweeps — acting on the extrinsic four-rooms reward only "sees" the
-goal from a few steps away and performs poorly. Learning an intrinsic reward `r_θ` for that same
-planner, by gradient ascent on the extrinsic return `J(θ) = s0 · V^{π̂_θ}_r` (gradient through the
+goal from a few steps away and performs poorly. Learning an intrinsic reward $r_\theta$ for that same
+planner, by gradient ascent on the extrinsic return $J(\theta) = s_0 \cdot V^{\hat{\pi}_\theta}_r$ (gradient through the
 planner by the implicit function theorem), recovers near-optimal extrinsic return: the optimal
 reward problem of Singh, Lewis & Barto (2009) and Sorg, Singh & Lewis (2010).
 """
@@ -86,8 +86,8 @@ IRGConfig.__init__ = renamed(plan_sweeps="planning_budget")(IRGConfig.__init__)
 
 
 def rbf_features(grid: og.gridworld.GridWorld, goal: int, centres: int = 4) -> np.ndarray:
-    """Features for the linear reward: a goal indicator, a constant and Gaussian bumps on a
-    `centres × centres` lattice over the grid (width one lattice spacing). Shape `(S, F)`."""
+    r"""Features for the linear reward: a goal indicator, a constant and Gaussian bumps on a
+    $\mathtt{centres} \times \mathtt{centres}$ lattice over the grid (width one lattice spacing). Shape `(S, F)`."""
     h, w = grid.shape
     rows = np.linspace(0, h - 1, centres)
     cols = np.linspace(0, w - 1, centres)

@@ -1,10 +1,10 @@
-"""The option-gradient experiment on any map (DESIGN.md, "The four-rooms experiment" and "Any
+r"""The option-gradient experiment on any map (DESIGN.md, "The four-rooms experiment" and "Any
 map"); `optiongrad four-rooms` is this on the four-rooms map.
 
 Every free cell of the map is a goal; a seeded permutation splits them 80/20 into train and test
 goals. `K` options are learned on the train goals by the option gradient
 (`optiongrad.option_gradient_objective`): each option's policy is the smooth planner's policy
-for its own intrinsic reward, its termination `sigmoid(ω)` is learned, and the policy over
+for its own intrinsic reward, its termination $\operatorname{sigmoid}(\omega)$ is learned, and the policy over
 options comes from the smooth SMDP planner on the goal's reward with a budget of `N` sweeps
 from zero values (primitives appended by default), on the factored goal models
 (`optiongrad.goal_models`: never a `(T, K, S, S)` tensor), or matrix-free by intra-option sweeps
@@ -14,7 +14,7 @@ to the solves' tolerance). With `goal_batch = B` each step uses
 
 Learned options and the baselines (primitives only; hallway options from the map's doorways;
 random subgoal options; eigenoptions; covering options) are scored the same way on both sets:
-mean return `s0 · v_μ`, normalised return `(J − J_random)/(J* − J_random)` (set means of the
+mean return $s_0 \cdot v_\mu$, normalised return $(J - J_{\mathrm{random}})/(J^* - J_{\mathrm{random}})$ (set means of the
 per-goal returns of the optimal and the uniform-random primitive policies) and planning time
 (hard value-iteration sweeps from zero until the greedy primitive policy is optimal, Jinnai et
 al. 2019).
@@ -82,12 +82,12 @@ def _map(value, name: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class LearnOptionsConfig:
-    """The experiment's settings; `results.json` "config" holds all of them (DESIGN.md's
+    r"""The experiment's settings; `results.json` "config" holds all of them (DESIGN.md's
     keys among them). Each field's command-line flag and range are in its metadata.
 
-    `planning_budget=None` plans `μ` to convergence (implicit gradient). `termination` is the
+    `planning_budget=None` plans $\mu$ to convergence (implicit gradient). `termination` is the
     initial termination probability of learned options, or the fixed one when
-    `learn_termination` is False. `baseline_temperature` is `τ` of the planners that make the
+    `learn_termination` is False. `baseline_temperature` is $\tau$ of the planners that make the
     random and eigen options (near-deterministic policies, as in the papers).
     """
 
@@ -258,7 +258,7 @@ class Setup:
                                                       shared.uniform)
 
     def normalise(self, mean_return: float, goals: np.ndarray) -> float:
-        """`(J − J_random)/(J* − J_random)` with set means over `goals`."""
+        r"""$(J - J_{\mathrm{random}})/(J^* - J_{\mathrm{random}})$ with set means over `goals`."""
         j_star, j_rand = self.optimal[goals].mean(), self.uniform[goals].mean()
         return float((mean_return - j_rand) / (j_star - j_rand))
 
@@ -342,7 +342,7 @@ def _scored_set(setup: Setup, options: Optional[og.Options], planner: og.Extrins
 @functools.partial(jax.jit, static_argnames=("planner", "exact"))
 def _goal_scores(planned: og.Options, environment, optimal_q, planner: og.ExtrinsicPlanner,
                  table=None, exact: int = 0):
-    """Per goal (all states): return of the planned `μ` and planning sweeps (hard VI), both on
+    r"""Per goal (all states): return of the planned $\mu$ and planning sweeps (hard VI), both on
     the factored goal models of all goals at once (`planned`: the options the planner uses,
     primitives appended if it includes them; `table`: their compact layout, or None; `exact`:
     how many trailing options terminate everywhere)."""

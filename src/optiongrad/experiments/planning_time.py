@@ -134,16 +134,18 @@ def _figures(out_dir, grid, families, config) -> None:
 
 
 def format_table(results: dict) -> str:
-    """Markdown table: one row per option family, columns per goal, for each criterion."""
+    """Markdown table: one row per action set (primitives alone, then each option family with the
+    primitives), columns per goal, for each criterion."""
     lines = []
     for criterion in ("policy", "values"):
         columns = list(next(iter(results["sweeps"].values()))[criterion])
-        lines.append(f"| options + primitives, criterion `{criterion}` | "
-                     + " | ".join(columns) + " |")
+        lines.append(f"| actions, criterion `{criterion}` | " + " | ".join(columns) + " |")
         lines.append("|---|" + "---|" * len(columns))
         for name, by_criterion in results["sweeps"].items():
             cells = [f"{v:.1f}" if isinstance(v, float) else str(v)
                      for v in by_criterion[criterion].values()]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            label = ("primitives only" if name == "primitives" else
+                     f"primitives + {name}" + ("" if name.endswith("options") else " options"))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -3,7 +3,7 @@
 `run_seeds(config, seeds, out_dir)` runs `learn_options` once per seed into `out_dir/seed-<n>`
 (each a complete, resumable run) and writes `summary.json` and `summary.png` beside them: per
 method and goal set, the mean over seeds of the normalised return with its 95% confidence
-interval (Student's t with `n − 1` degrees of freedom), and the paired difference learned −
+interval (Student's t with $n - 1$ degrees of freedom), and the paired difference learned −
 best baseline per seed (the best baseline being the one with the highest mean held-out score)
 with its interval. Seeds run one after the other in this process and share the work that does
 not depend on the seed (`learn_options.MapWork`: reference returns, the seedless baselines and

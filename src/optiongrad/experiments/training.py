@@ -45,7 +45,7 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
           postfix: Callable[[dict], dict] = lambda row: {},
           flags: Optional[dict] = None, columns: Optional[tuple] = None,
           optional: tuple = ()):
-    """Run `state, metrics = step(state)` for steps `start … steps − 1`.
+    r"""Run `state, metrics = step(state)` for steps $\mathrm{start} \dots \mathrm{steps} - 1$.
 
     Args:
       step: jitted `state -> (state, metrics)`, metrics a dict of scalar arrays.
