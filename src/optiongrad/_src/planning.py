@@ -422,12 +422,14 @@ def smdp_value_iteration(
                                      solver.max_steps, mask)
         init, solver, start = warm + 0.0 * init, FixedPointIteration(), DirectAdjointStart(
             backup)
-    _refuse_newton(solver)
+    _refuse_warm_start(solver)
     return _plan(smdp_bellman, params, init, temperature, mask, backup, tol, max_iter, solver,
                  adjoint, throw, start)
 
 
-def _refuse_newton(solver, *, intra_option: bool = False) -> None:
+def _refuse_warm_start(solver, *, intra_option: bool = False) -> None:
+    """The option planners' warm starts: `Newton` needs option models (the SMDP planner),
+    `GaussSeidel` a primitive MDP's or the intra-option planner's successor table."""
     if isinstance(solver, Newton if intra_option else GaussSeidel):
         where = ("the intra-option planner forms no option models; use GaussSeidel, "
                  "FixedPointIteration or Anderson, or smdp_value_iteration on option_models "
@@ -496,7 +498,7 @@ def intra_option_value_iteration(
         adjoint, differentiation, num_sweeps, deprecated)
     if isinstance(solver, Auto):  # plain sweeps: GaussSeidel wins here only at small τ
         solver = solver.choose()
-    _refuse_newton(solver, intra_option=True)
+    _refuse_warm_start(solver, intra_option=True)
     params = (mdp, options.policy.astype(mdp.dtype), options.termination.astype(mdp.dtype),
               temperature, mask)
     if isinstance(solver, GaussSeidel):  # a Gauss–Seidel warm start, then plain sweeps

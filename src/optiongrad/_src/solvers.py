@@ -44,7 +44,6 @@ from typing import Callable, NamedTuple, Optional, Union
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from optiongrad._src import checks
 from optiongrad._src.gauss_seidel import GAUSS_SEIDEL_BACKUPS
@@ -315,9 +314,9 @@ class Auto:
         if (backup != "logsumexp" or not isinstance(adjoint or Implicit(), Implicit)
                 or not checks.is_concrete(transitions)):
             return FixedPointIteration()
-        p = np.asarray(transitions)
-        rho = float(p.sum(-1).max()) if p.size else 0.0
-        return self._newton_or_plain(p.shape[-1], rho, tol, p.dtype)
+        transitions = jnp.asarray(transitions)
+        rho = float(jnp.max(jnp.sum(transitions, axis=-1))) if transitions.size else 0.0
+        return self._newton_or_plain(transitions.shape[-1], rho, tol, transitions.dtype)
 
     def newton_pays(self, states: int, rate, tol: Optional[float], dtype):
         r"""$\mathrm{states} \le \mathtt{newton\_factor} \cdot \log(\mathrm{tol}\,(1 - \rho)) /
