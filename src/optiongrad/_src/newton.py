@@ -32,6 +32,7 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from optiongrad._src import linalg
 from optiongrad._src.backups import backup, backup_policy
 from optiongrad._src.mdp import MDP
 from optiongrad._src.transitions import expectation, policy_matrix, push_forward
@@ -67,7 +68,7 @@ def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
     p_pi = policy_matrix(mdp.transitions, policy)
     r_pi = jnp.sum(policy * mdp.rewards, axis=-1) + bonus
     eye = jnp.eye(mdp.num_states, dtype=q.dtype)
-    v = jnp.linalg.solve(eye - mdp.discount * p_pi, r_pi)
+    v = linalg.solve(eye - mdp.discount * p_pi, r_pi)
     return mdp.rewards + mdp.discount * expectation(mdp.transitions, v)
 
 
@@ -139,5 +140,5 @@ class DirectAdjointStart(NamedTuple):
         policy = backup_policy(q, temperature, self.kind, mask)
         eye = jnp.eye(mdp.num_states, dtype=q.dtype)
         system = (eye - mdp.discount * policy_matrix(mdp.transitions, policy)).T
-        w = jnp.linalg.solve(system, mdp.discount * push_forward(mdp.transitions, g))
+        w = linalg.solve(system, mdp.discount * push_forward(mdp.transitions, g))
         return g + policy * w[:, None]
