@@ -36,6 +36,11 @@ from jax.custom_batching import custom_vmap
 Array = jax.Array
 
 
+def _loop(fn, xs):
+    """`fn` over the leading axis of the pytree `xs`, one element at a time (`lax.map`)."""
+    return jax.lax.map(fn, xs)
+
+
 def _moved_front(x: Array, batched: bool, size: int) -> Array:
     """`x` with a leading batch axis of `size` (broadcast if it has none)."""
     return x if batched else jnp.broadcast_to(x, (size,) + x.shape)
@@ -56,7 +61,7 @@ def _factor_batched(axis_size, in_batched, a):
     if not batched:
         out = _factor(a)
         return out, (False, False)
-    return jax.lax.map(_factor, a), (True, True)
+    return _loop(_factor, a), (True, True)
 
 
 def _substitute(lu: Array, perm: Array, b: Array, transpose: bool) -> Array:
@@ -90,7 +95,7 @@ def _make_substitute(transpose: bool):
         lu = _moved_front(lu, lu_batched, axis_size)
         perm = _moved_front(perm, perm_batched, axis_size)
         b = _moved_front(b, b_batched, axis_size)
-        return jax.lax.map(lambda args: apply(*args), (lu, perm, b)), True
+        return _loop(lambda args: apply(*args), (lu, perm, b)), True
 
     return apply
 
