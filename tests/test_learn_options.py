@@ -260,7 +260,9 @@ def test_scoring_held_out_goals_every_few_steps_changes_only_the_test_columns(tw
     # step 2 was the last step of the interrupted run, so it was scored too
     assert [r["step"] for r in resumed if r["test_return"] is not None] == [0, 2, 3, 4]
     for r, q in zip(rows, resumed):
-        assert q["train_return"] == r["train_return"]
+        # equal bits with jax 0.9; with 0.10 the step programs with and without the held-out
+        # goals round the train return differently in the last bit
+        assert q["train_return"] == pytest.approx(r["train_return"], rel=1e-14, abs=0)
         assert q["test_return"] in (None, pytest.approx(r["test_return"], rel=1e-12))
     with pytest.raises(ValueError, match="eval_every"):
         LearnOptionsConfig(map=two_rooms, eval_every=0).validate()

@@ -29,7 +29,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from optiongrad._src import checks
+from optiongrad._src import checks, linalg
 from optiongrad._src.implicit import fixed_point
 from optiongrad._src.mdp import MDP
 from optiongrad._src.solvers import Implicit
@@ -99,7 +99,7 @@ def policy_evaluation(
         p_pi = policy_matrix(mdp.transitions, policy)
         r_pi = jnp.sum(policy * mdp.rewards, axis=-1)
         eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
-        return jnp.linalg.solve(eye - mdp.discount * p_pi, r_pi)
+        return linalg.solve(eye - mdp.discount * p_pi, r_pi)
     rtol = checks.default_rtol(mdp.dtype) if rtol is None else float(rtol)
     return _richardson(_value_sweep, (mdp, policy), jnp.zeros(mdp.num_states, mdp.dtype), rtol,
                        int(max_iter), throw)
@@ -127,7 +127,7 @@ def occupancy(
     if method == "direct":
         p_pi = policy_matrix(mdp.transitions, policy)
         eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
-        return jnp.linalg.solve((eye - mdp.discount * p_pi).T, mdp.initial)
+        return linalg.solve((eye - mdp.discount * p_pi).T, mdp.initial)
     rtol = checks.default_rtol(mdp.dtype) if rtol is None else float(rtol)
     return _richardson(_occupancy_sweep, (mdp, policy), mdp.initial, rtol, int(max_iter),
                        throw)

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import equinox as eqx
 import numpy as np
 
-from optiongrad._src import checks
+from optiongrad._src import checks, linalg
 from optiongrad._src.backups import BACKUPS, backup_policy
 from optiongrad._src.backups import backup as backup_values
 from optiongrad._src.goal_values import goal_policy_returns
@@ -196,14 +196,14 @@ def _option_factors(mdp: MDP, policy: Array, termination: Array, goals: Array):
     q = p_pi[:, goals].at[goals, index].set(0.0)                     # q_g: P_π[:, g], g ↦ 0
     # One solve for M P_π (the base model) and u_g = M e_g, so M q_g = (M P_π)[:, g] − u_g
     # P_π[g, g]; one (transposed) solve for the rows z_g.
-    x = jnp.linalg.solve(a, jnp.concatenate([p_pi, eye[:, goals]], axis=1))
+    x = linalg.solve(a, jnp.concatenate([p_pi, eye[:, goals]], axis=1))
     base = gamma * x[:, :s] * termination[None, :]
     u = x[:, s:]
     m_q = x[:, goals] - u * p_pi[goals, goals][None, :]
     # `P^g_π[g] = (Σ_a π[g, a]) e_g`: the row sum (1 on the simplex) keeps derivatives off the
     # simplex identical to those of `option_models(goal_task(g))`.
     d = jnp.sum(policy, axis=-1)[goals, None] * eye[goals] - p_pi[goals]   # rows d_g
-    z = gamma * jnp.linalg.solve(a.T, (d * stay[None, :]).T).T            # z_g = γ (d_g λ)ᵀ M
+    z = gamma * linalg.solve(a.T, (d * stay[None, :]).T).T            # z_g = γ (d_g λ)ᵀ M
     c = 1.0 - z[index, goals]
     y = gamma * (d + z @ p_pi) * termination[None, :] / c[:, None]
     zq = jnp.sum(z * q.T, axis=1)                                    # z_g · q_g

@@ -42,9 +42,9 @@ from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import lu_factor, lu_solve
 
-from optiongrad._src import checks
+from optiongrad._src import checks, linalg
+from optiongrad._src.linalg import lu_factor, lu_solve
 
 Array = jax.Array
 
@@ -105,7 +105,7 @@ def goal_values(models, mu: Array, *, chunk: Optional[int] = None) -> Array:
     r_mu = jnp.sum(mu * models.rewards, axis=-1)
 
     def solve(system, r_mu):
-        return jax.lax.map(lambda ab: jnp.linalg.solve(*ab), (system, r_mu))
+        return jax.lax.map(lambda ab: linalg.solve(*ab), (system, r_mu))
 
     return _by_chunks(models, mu, (r_mu,), solve, _chunk(models, mu, chunk), remat=True)
 

@@ -21,7 +21,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from optiongrad._src import checks
+from optiongrad._src import checks, linalg
 from optiongrad._src.deprecation import renamed
 from optiongrad._src.implicit import fixed_point
 from optiongrad._src.mdp import MDP
@@ -60,7 +60,7 @@ def smdp_policy_evaluation(rewards: Array, transitions: Array, mu: Array) -> Arr
     checks.substochastic(transitions, "transitions")
     r_mu = jnp.sum(mu * rewards, axis=1)
     p_mu = jnp.einsum("sk,kst->st", mu, transitions)
-    return jnp.linalg.solve(jnp.eye(s, dtype=dtype) - p_mu, r_mu)
+    return linalg.solve(jnp.eye(s, dtype=dtype) - p_mu, r_mu)
 
 
 def intra_option_policy_evaluation(mdp: MDP, options: Options, mu: Array, *,
@@ -117,5 +117,5 @@ def flat_policy_evaluation(mdp: MDP, options: Options, mu: Array) -> Array:
     m = jnp.einsum("kst,tj->ksjt", switch, mu) + jnp.einsum(
         "kst,kj->ksjt", stay, jnp.eye(k, dtype=mdp.dtype))
     m = mdp.discount * m.reshape(k * s, k * s)
-    values = jnp.linalg.solve(jnp.eye(k * s, dtype=mdp.dtype) - m, r_o.reshape(-1))
+    values = linalg.solve(jnp.eye(k * s, dtype=mdp.dtype) - m, r_o.reshape(-1))
     return jnp.sum(mu * values.reshape(k, s).T, axis=1)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from optiongrad._src import checks
+from optiongrad._src import checks, linalg
 from optiongrad._src.deprecation import renamed
 from optiongrad._src.mdp import MDP
 from optiongrad._src.transitions import policy_matrix
@@ -60,7 +60,7 @@ def lambda_model(mdp: MDP, policy: Array, continuation: Array) -> tuple[Array, A
     eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
     lhs = eye - gamma * p_pi * continuation[None, :]
     rhs = jnp.concatenate([r_pi[:, None], gamma * p_pi * (1.0 - continuation)[None, :]], axis=1)
-    solution = jnp.linalg.solve(lhs, rhs)
+    solution = linalg.solve(lhs, rhs)
     return solution[:, 0], solution[:, 1:]
 
 
@@ -70,7 +70,7 @@ def execution_distribution(mdp: MDP, policy: Array, continuation: Array) -> Arra
     policy, lam = _check(mdp, policy, continuation)
     p_pi = policy_matrix(mdp.transitions, policy)
     eye = jnp.eye(mdp.num_states, dtype=mdp.dtype)
-    return jnp.linalg.inv(eye - mdp.discount * p_pi * lam[None, :])
+    return linalg.inv(eye - mdp.discount * p_pi * lam[None, :])
 
 
 @renamed(reward="rewards", transition="transitions")
@@ -90,7 +90,7 @@ def model_evaluation(rewards: Array, transitions: Array) -> Array:
     checks.finite(rewards, "rewards")
     checks.substochastic(transitions, "transitions")
     eye = jnp.eye(rewards.shape[0], dtype=dtype)
-    return jnp.linalg.solve(eye - transitions, rewards.astype(dtype))
+    return linalg.solve(eye - transitions, rewards.astype(dtype))
 
 
 def _check(mdp, policy, continuation):

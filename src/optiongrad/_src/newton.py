@@ -38,8 +38,8 @@ from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import lu_factor, lu_solve
 
+from optiongrad._src import linalg
 from optiongrad._src.backups import backup, backup_policy
 from optiongrad._src.mdp import MDP
 from optiongrad._src.transitions import expectation, policy_matrix, push_forward
@@ -85,7 +85,7 @@ def bellman_residual(mdp: MDP, q: Array, temperature, kind: str,
 def factor(mdp: MDP, policy: Array) -> tuple[Array, Array]:
     r"""LU factors (with pivots) of $I - \gamma P_\pi$: `(S, S)` and `(S,)`."""
     eye = jnp.eye(mdp.num_states, dtype=policy.dtype)
-    return lu_factor(eye - mdp.discount * policy_matrix(mdp.transitions, policy))
+    return linalg.lu_factor(eye - mdp.discount * policy_matrix(mdp.transitions, policy))
 
 
 def chord_step(mdp: MDP, q: Array, d: Array, policy: Array,
@@ -100,7 +100,7 @@ def chord_step(mdp: MDP, q: Array, d: Array, policy: Array,
     two triangular solves instead of an $O(S^3)$ factorisation, converging linearly, and fast
     once the policy has settled (Kelley, *Iterative Methods for Linear and Nonlinear
     Equations*, 1995, §5.4)."""
-    w = lu_solve(factors, jnp.sum(policy * d, axis=-1))
+    w = linalg.lu_solve(factors, jnp.sum(policy * d, axis=-1))
     return q + d + mdp.discount * expectation(mdp.transitions, w)
 
 
@@ -213,7 +213,7 @@ class DirectAdjointStart(NamedTuple):
             policy = backup_policy(q, temperature, self.kind, mask)
             eye = jnp.eye(mdp.num_states, dtype=q.dtype)
             system = (eye - mdp.discount * policy_matrix(mdp.transitions, policy)).T
-            w = jnp.linalg.solve(system, mdp.discount * push_forward(mdp.transitions, g))
+            w = linalg.solve(system, mdp.discount * push_forward(mdp.transitions, g))
             return g + policy * w[:, None]
 
         if self.pays is None:

@@ -45,7 +45,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from optiongrad._src import checks
+from optiongrad._src import checks, linalg
 from optiongrad._src.gauss_seidel import GAUSS_SEIDEL_BACKUPS
 from optiongrad._src.newton import NEWTON_BACKUPS
 
@@ -518,7 +518,7 @@ def _anderson(fn, init, tol, rtol, max_iter, memory, patience, norm):
         reg = eps * 1e3 * (jnp.trace(gram) + 1.0)
         system = jnp.where(mask[:, None] & mask[None, :], gram, 0.0) + jnp.diag(
             jnp.where(mask, reg, 1.0))
-        coef = jnp.linalg.solve(system, jnp.where(mask, d_r @ r, 0.0))
+        coef = linalg.solve(system, jnp.where(mask, d_r @ r, 0.0))
         x_new = f - coef @ d_f
         f_new = fn(x_new.reshape(shape)).reshape(-1)
         r_new = f_new - x_new
