@@ -136,7 +136,8 @@ def test_the_command_line_refuses_bad_process_flags(capsys, tmp_path):
     out = str(tmp_path / "never")
     for flags, message in ((["--process-id", "2", "--num-processes", "2", "--coordinator",
                              "localhost:1"], "--process-id: expected 0 <= I"),
-                           (["--coordinator", "localhost"], "--coordinator: expected")):
+                           (["--coordinator", "localhost"], "--coordinator: expected"),
+                           (["--workers", "2"], "--workers: only with --seeds")):
         with pytest.raises(SystemExit):
             main(["four-rooms", "--out", out, *flags])
         assert message in capsys.readouterr().err

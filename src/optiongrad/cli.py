@@ -104,6 +104,10 @@ def _add_learn_options(parser: argparse.ArgumentParser, default_out: str, *,
                         help="run these seeds (e.g. 0-4 or 0,3,7) into OUT/seed-<n> and write "
                         "their aggregate (summary.json, summary.png): mean and 95%% interval "
                         "of every method, paired difference learned − best baseline")
+    parser.add_argument("--workers", type=cfg.parse_integer, default=None, metavar="N",
+                        help="with --seeds: run this many seeds at a time, each in its own "
+                        "process (default: one per CPU core, at most one per seed; 1: one "
+                        "after another in this process)")
     cluster = parser.add_argument_group(
         "several processes", "JAX's multi-process runtime: give all three (the same "
         "--coordinator and --num-processes to every process), or none of them to let JAX "
@@ -153,12 +157,16 @@ def _run(args) -> int:
 
         config = _learn_options_config(args)
         chosen = None if args.seeds is None else seeds.parse_seeds(args.seeds)
+        if args.workers is not None and chosen is None:
+            raise ValueError("--workers: only with --seeds (the seeds run in parallel)")
         if processes.initialize(args.coordinator, args.num_processes, args.process_id) > 1:
+            args.workers = 1 if args.workers is None else args.workers
             if not processes.is_writer():    # process 0 reports; the others stay quiet
                 progress, say = False, lambda *lines: None
         if chosen is not None:
             summary = seeds.run_seeds(config, chosen, args.out, resume=args.resume,
-                                      force=args.force, progress=progress)
+                                      force=args.force, progress=progress,
+                                      workers=args.workers)
             say(seeds.format_summary(summary))
             names = (seeds.SUMMARY_FILE, seeds.SUMMARY_FIGURE,
                      *(f"seed-{s}/" for s in chosen))
