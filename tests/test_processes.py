@@ -84,6 +84,16 @@ def test_two_processes_run_the_experiment_like_one(tmp_path):
     assert "wrote" in printed[0] and "map:" in printed[0]
     assert "wrote" not in printed[1] and "map:" not in printed[1]
     assert not os.path.exists(other)
+    # the finished run is refused by process 0, and that stops process 1 too
+    port = _free_port()
+    argv[argv.index("--coordinator") + 1] = f"localhost:{port}"
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(SRC)}
+    procs = [subprocess.Popen([*argv, "--out", out, "--process-id", str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [2, 1]
+    assert "holds a finished run" in errors[0] and "process 0 stopped" in errors[1]
     alone = str(tmp_path / "one")
     assert main(["four-rooms", "--steps", "2", "--quiet", "--out", alone]) == 0
     results = [json.load(open(os.path.join(d, "results.json"))) for d in (out, alone)]
