@@ -51,6 +51,9 @@ TRAIN = textwrap.dedent("""
     from optiongrad.experiments.learn_options import LearnOptionsConfig, Setup, train_options
 
     assert processes.initialize(f"localhost:{sys.argv[1]}", 2, int(sys.argv[2])) == 2
+    import numpy as np, optiongrad as og      # a batch over both processes, gathered on each
+    doubled = og.sharding.sharded_vmap(lambda x, c: x * c, np.arange(5.0), 2.0)
+    assert np.asarray(doubled).tolist() == [0.0, 2.0, 4.0, 6.0, 8.0], doubled
     params, rows = train_options(Setup(LearnOptionsConfig(steps=2)), progress=False)
     print(json.dumps({"devices": jax.device_count(), "rows": rows}))
 """)
@@ -58,7 +61,8 @@ TRAIN = textwrap.dedent("""
 
 def test_two_processes_train_to_the_numbers_of_one():
     """Two steps on four rooms, the goals split over two processes' CPU devices (gloo
-    all-reduces): every process gets the one-process metrics, held-out return to 1e-9."""
+    all-reduces): every process gets the one-process metrics, held-out return to 1e-9; and
+    `sharded_vmap` over both processes gives every process the whole result."""
     port = _free_port()
     outs = _launch([[sys.executable, "-c", TRAIN, str(port), str(i)] for i in range(2)])
     _, alone = train_options(Setup(LearnOptionsConfig(steps=2)), progress=False)
