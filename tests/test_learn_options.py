@@ -295,9 +295,11 @@ def test_learn_options_config_checks_the_map():
 
 
 def test_seeds_in_memory_without_an_output_directory(two_rooms):
+    """One after another in this process, or at once in two worker processes: the same."""
     config = LearnOptionsConfig(map=two_rooms, num_options=2, steps=1)
     summary = seeds.run_seeds(config, (0, 1), None, resume=True, progress=False)
     assert summary["seeds"] == [0, 1] and set(summary["methods"]) >= {"learned", "covering"}
+    assert seeds.run_seeds(config, (0, 1), None, progress=False, workers=2) == summary
     with pytest.raises(ValueError, match="--seeds"):
         seeds.run_seeds(config, (), None)
 
@@ -333,6 +335,34 @@ def test_seeds_share_the_seedless_work_and_get_the_same_results(two_rooms, monke
     with pytest.raises(ValueError, match="shared"):
         learn_options.run_learn_options(LearnOptionsConfig(map=two_rooms, num_options=4),
                                         progress=False, shared=shared)
+
+
+@pytest.mark.slow
+def test_seeds_in_parallel_processes_equal_the_sequential_run(two_rooms, tmp_path, capsys):
+    """Seed 0 run alone, then seeds 0-1 resumed in two spawned worker processes (seed 0 is
+    re-evaluated from its checkpoint, seed 1 runs): the results.json numbers and the summary
+    of sequential runs in this process; a finished run is refused, not overwritten."""
+    config = LearnOptionsConfig(map=two_rooms, num_options=2, steps=2)
+    out = str(tmp_path / "parallel")
+    seeds.run_seeds(config, (0,), out, progress=False)
+    with open(os.path.join(out, "seed-0", "results.json")) as f:
+        sequential = {0: json.load(f)}
+    parallel = seeds.run_seeds(config, (0, 1), out, resume=True, workers=2)
+    printed = capsys.readouterr().out
+    assert "2 at a time" in printed and "seed 1 done" in printed and "seed 0 done" in printed
+    sequential[1] = json.loads(json.dumps(lo.run_learn_options(
+        dataclasses.replace(config, seed=1), progress=False)))
+    for s in (0, 1):
+        with open(os.path.join(out, f"seed-{s}", "results.json")) as f:
+            written = json.load(f)
+        for key in ("methods", "other_regime", "split", "config"):
+            assert written[key] == sequential[s][key], (s, key)
+    assert parallel == json.loads(json.dumps(seeds.summarise(sequential)))
+    with pytest.raises(ValueError, match="finished run"):
+        seeds.run_seeds(config, (0, 1), out, workers=2)
+    with pytest.raises(ValueError, match="--workers"):
+        seeds.run_seeds(config, (0, 1), None, workers=0)
+    assert seeds.default_workers(1) == 1 and 1 <= seeds.default_workers(64) <= os.cpu_count()
 
 
 def test_small_maps_score_every_set_with_one_program(two_rooms, monkeypatch):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -42,6 +43,25 @@ SCRIPT = textwrap.dedent("""
         raise AssertionError("no error for a batch of 3 on 4 devices")
     except ValueError as err:
         assert "not a multiple" in str(err)
+
+    # the option-gradient objective with its goal tasks split over the 4 devices (map_blocks):
+    # the objective, the held-out return and the gradient (summed over the devices) of one device
+    env = og.gridworld.navigation_mdp(grid, 0.9)
+    model = og.rewards.state(grid.num_states)
+    params = og.init_params(jax.random.key(0), model, 2, grid.num_states)
+
+    def objective(p, mesh):
+        return og.option_gradient_objective(
+            p, model, env, jnp.arange(0, 104, 7), eval_goals=jnp.arange(3, 104, 13),
+            temperature_options=0.05, planner=og.ExtrinsicPlanner(0.01, 3), mesh=mesh)
+
+    step = jax.jit(jax.value_and_grad(objective, has_aux=True), static_argnums=1)
+    (one, one_aux), one_grad = step(params, None)
+    (four, four_aux), four_grad = step(params, og.sharding.batch_mesh())
+    np.testing.assert_allclose(float(four), float(one), rtol=1e-13)
+    np.testing.assert_allclose(four_aux["eval_returns"], one_aux["eval_returns"], rtol=1e-13)
+    for a, b in zip(jax.tree.leaves(four_grad), jax.tree.leaves(one_grad)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-15)
     print("OK")
 """)
 
@@ -59,6 +79,30 @@ def test_single_device_path_and_padding():
     batch = {"x": jnp.arange(5.0), "y": jnp.ones((5, 2))}
     out = sharded_vmap(lambda item, c: item["x"] * c + item["y"].sum(), batch, 3.0, mesh=mesh)
     np.testing.assert_allclose(np.asarray(out), np.arange(5.0) * 3.0 + 2.0)
+
+
+def test_map_blocks_splits_batches_of_different_sizes_and_sums_gradients():
+    """One device here: the blocks are the whole batch; None leaves pass through."""
+    from optiongrad.sharding import map_blocks
+
+    def fn(batch, w):
+        x, y, none = batch
+        return x * w, jnp.sin(y * w), none
+
+    def total(w):
+        x, y, _ = map_blocks(fn, (jnp.arange(5.0), jnp.arange(3.0), None), w)
+        return x.sum() + y.sum()
+
+    x, y, none = map_blocks(fn, (jnp.arange(5.0), jnp.arange(3.0), None), 2.0)
+    np.testing.assert_allclose(np.asarray(x), np.arange(5.0) * 2)
+    np.testing.assert_allclose(np.asarray(y), np.sin(np.arange(3.0) * 2))
+    assert none is None
+    np.testing.assert_allclose(jax.grad(total)(2.0), 10.0 + np.sum(np.arange(3.0) * np.cos(
+        np.arange(3.0) * 2)))
+    with pytest.raises(ValueError, match="batch: every leaf"):
+        map_blocks(fn, (jnp.float32(1.0), jnp.ones(2), None), 2.0)
+    with pytest.raises(ValueError, match="mesh"):
+        map_blocks(fn, (jnp.ones(2), jnp.ones(2), None), 2.0, mesh="all")
 
 
 def test_errors_name_the_argument():

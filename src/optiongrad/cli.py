@@ -104,6 +104,21 @@ def _add_learn_options(parser: argparse.ArgumentParser, default_out: str, *,
                         help="run these seeds (e.g. 0-4 or 0,3,7) into OUT/seed-<n> and write "
                         "their aggregate (summary.json, summary.png): mean and 95%% interval "
                         "of every method, paired difference learned − best baseline")
+    parser.add_argument("--workers", type=cfg.parse_integer, default=None, metavar="N",
+                        help="with --seeds: run this many seeds at a time, each in its own "
+                        "process (default: one per CPU core, at most one per seed; 1: one "
+                        "after another in this process)")
+    cluster = parser.add_argument_group(
+        "several processes", "JAX's multi-process runtime: give all three (the same "
+        "--coordinator and --num-processes to every process), or none of them to let JAX "
+        "detect a cluster (Slurm, Open MPI). The goals of each training step are split over "
+        "the devices of all processes; process 0 alone writes --out.")
+    cluster.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                         help="address of process 0, which the others connect to")
+    cluster.add_argument("--num-processes", type=cfg.parse_integer, default=None,
+                         dest="num_processes", metavar="N", help="number of processes")
+    cluster.add_argument("--process-id", type=cfg.parse_integer, default=None,
+                         dest="process_id", metavar="I", help="this process's index, 0 … N−1")
 
 
 def _learn_options_config(args) -> LearnOptionsConfig:
@@ -131,9 +146,9 @@ def _run(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", not args.float32)
-    progress = not args.quiet
+    progress, say = not args.quiet, print
     if args.command in ("four-rooms", "learn-options"):
-        from optiongrad.experiments import seeds
+        from optiongrad.experiments import processes, seeds
         from optiongrad.experiments.learn_options import (
             format_table,
             output_files,
@@ -141,14 +156,21 @@ def _run(args) -> int:
         )
 
         config = _learn_options_config(args)
-        if args.seeds is not None:
-            chosen = seeds.parse_seeds(args.seeds)
+        chosen = None if args.seeds is None else seeds.parse_seeds(args.seeds)
+        if args.workers is not None and chosen is None:
+            raise ValueError("--workers: only with --seeds (the seeds run in parallel)")
+        if processes.initialize(args.coordinator, args.num_processes, args.process_id) > 1:
+            args.workers = 1 if args.workers is None else args.workers
+            if not processes.is_writer():    # process 0 reports; the others stay quiet
+                progress, say = False, lambda *lines: None
+        if chosen is not None:
             summary = seeds.run_seeds(config, chosen, args.out, resume=args.resume,
-                                      force=args.force, progress=progress)
-            print(seeds.format_summary(summary))
+                                      force=args.force, progress=progress,
+                                      workers=args.workers)
+            say(seeds.format_summary(summary))
             names = (seeds.SUMMARY_FILE, seeds.SUMMARY_FIGURE,
                      *(f"seed-{s}/" for s in chosen))
-            print(f"\nwrote {os.path.join(args.out, '')}{{{', '.join(names)}}}")
+            say(f"\nwrote {os.path.join(args.out, '')}{{{', '.join(names)}}}")
             return 0
         results = run_learn_options(config, args.out, resume=args.resume, force=args.force,
                                     progress=progress)
@@ -171,8 +193,8 @@ def _run(args) -> int:
                                     force=args.force, progress=progress)
         files = (RESULTS_FILE, "value_propagation.png",
                  *(f"options_{name}.png" for name in FAMILIES))
-    print(format_table(results))
-    print(f"\nwrote {os.path.join(args.out, '')}{{{', '.join(files)}}}")
+    say(format_table(results))
+    say(f"\nwrote {os.path.join(args.out, '')}{{{', '.join(files)}}}")
     return 0
 
 

@@ -35,6 +35,7 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from optiongrad._src import checks
 from optiongrad._src.backups import BACKUPS
@@ -50,6 +51,7 @@ from optiongrad._src.option_models import check_mdp_and_options, option_models
 from optiongrad._src.options import Options, with_primitives
 from optiongrad._src.planning import PlanResult, smdp_value_iteration, soft_value_iteration
 from optiongrad._src.rewards import Params, RewardModel
+from optiongrad._src.sharding import map_blocks
 from optiongrad._src.solvers import FixedPointIteration
 
 Array = jax.Array
@@ -359,6 +361,7 @@ def option_gradient_objective(
     diversity_weight: float = 0.0,
     eval_goals: Optional[Array] = None,
     method: str = "auto",
+    mesh: Optional[Mesh] = None,
     **plan_kwargs,
 ):
     r"""The option-gradient objective and diagnostics.
@@ -381,6 +384,13 @@ def option_gradient_objective(
         "sweeps" (matrix-free, for large sparse maps) or "auto" (sweeps above
         `SWEEPS_ABOVE` states). The objective and its gradient are the same either way, to
         the solves' tolerance.
+      mesh: None (every goal on one device), or a 1-D device mesh with the axis "batch"
+        (`og.sharding.batch_mesh()`: every device of every process) over which the goal
+        tasks are split (`og.sharding.map_blocks`: each device gets a block of `goals` and a
+        block of `eval_goals`, its options' factorisations and its goals' solves). The
+        intrinsic planners and the diversity are computed on every device; the gradient
+        through the options is the sum of the devices' contributions (an all-reduce), so the
+        objective and its gradient are those without a mesh, to rounding.
       **plan_kwargs: passed to the intrinsic planners (`soft_value_iteration`; default solver
         `FixedPointIteration(check_every=4)`).
 
@@ -399,24 +409,38 @@ def option_gradient_objective(
     options, plans = _options(params, model, mdp, temperature_options, termination,
                               plan_kwargs)
     planned = _planned_options(options, planner)
-    num_goals = goals.shape[0]
     if eval_goals is not None:
         eval_goals = jnp.asarray(checks.indices(eval_goals, "eval_goals", mdp.num_states),
                                  jnp.int32)
     failed = jnp.any(plans.failed)
-    if goal_method(method, mdp) == "sweeps":
-        returns = _sweep_returns(mdp, planned, goals, planner)
-        held_out = lambda: _sweep_returns(  # noqa: E731
-            mdp, jax.lax.stop_gradient(planned), eval_goals, planner,
-            batch_size=_eval_batch(mdp, planned))
-    else:  # one factorisation of each option for the batch and the held-out goals
+    sweeps = goal_method(method, mdp) == "sweeps"
+
+    def goal_block(batch, planned):
+        """Returns of a block of the goals and of the held-out goals (None without them)."""
+        goals, eval_goals = batch
+        held_out = None
+        if sweeps:
+            returns = _sweep_returns(mdp, planned, goals, planner)
+            if eval_goals is not None:
+                held_out = _sweep_returns(mdp, jax.lax.stop_gradient(planned), eval_goals,
+                                          planner, batch_size=_eval_batch(mdp, planned))
+            return returns, held_out
+        # one factorisation of each option for the batch and the held-out goals
         models = goal_models(mdp, planned, goals if eval_goals is None
                              else jnp.concatenate([goals, eval_goals]),
                              exact=_exact(mdp, planner))
-        returns = _model_returns(models.take(slice(0, num_goals)), planner, planned.initiation)
-        held_out = lambda: _model_returns(  # noqa: E731
-            jax.lax.stop_gradient(models.take(slice(num_goals, None))), planner,
-            jax.lax.stop_gradient(planned.initiation))
+        returns = _model_returns(models.take(slice(0, goals.shape[0])), planner,
+                                 planned.initiation)
+        if eval_goals is not None:
+            held_out = _model_returns(
+                jax.lax.stop_gradient(models.take(slice(goals.shape[0], None))), planner,
+                jax.lax.stop_gradient(planned.initiation))
+        return returns, held_out
+
+    if mesh is None:
+        returns, held_out = goal_block((goals, eval_goals), planned)
+    else:
+        returns, held_out = map_blocks(goal_block, (goals, eval_goals), planned, mesh=mesh)
     returns = nan_where(failed, returns)
     mean_return = jnp.mean(returns)
     div = diversity(options, mdp) if diversity_weight else jnp.zeros((), mean_return.dtype)
@@ -424,6 +448,6 @@ def option_gradient_objective(
     aux = {"return": mean_return, "returns": returns, "diversity": div, "options": options,
            "intrinsic_converged": plans.converged, "intrinsic_plans": plans}
     if eval_goals is not None:
-        aux["eval_returns"] = nan_where(failed, held_out())
+        aux["eval_returns"] = nan_where(failed, held_out)
         aux["eval_return"] = jnp.mean(aux["eval_returns"])
     return objective, aux

@@ -8,6 +8,19 @@ SPMD partitioner; no code change between one CPU, several CPU devices and a mult
 `sharded_vmap` does the whole thing, padding the batch to a multiple of the number of devices
 and dropping the padding from the results.
 
+`map_blocks` is the same split inside a traced function (under `jax.jit` and `jax.grad`): the
+batch's items are divided into one block per device by `jax.shard_map`, the broadcast
+arguments are replicated, and the gradient with respect to a broadcast argument is the sum of
+the devices' contributions (shard_map's transpose of a replicated input is an all-reduce). That
+is how the option-gradient objective spreads its goal tasks (`option_gradient_objective(...,
+mesh=...)`).
+
+With several processes (`jax.distributed.initialize`, one or more devices each), `jax.devices()`
+lists every process's devices, so `batch_mesh()` is the global mesh: the same program on every
+process computes its own devices' blocks, and the all-reduces cross processes (on CPU through
+gloo, JAX's default `jax_cpu_collectives_implementation`). Every process must pass the same
+batch and arguments.
+
 On a CPU-only machine, `XLA_FLAGS=--xla_force_host_platform_device_count=4` (set before JAX is
 imported) makes 4 CPU devices, which is how the tests exercise this module.
 """
@@ -84,13 +97,58 @@ def sharded_vmap(fn: Callable, batch: PyTree, *args, mesh: Optional[Mesh] = None
         raise ValueError(f"fn: expected a function, got {type(fn).__name__}")
     mesh = _check_mesh(mesh)
     size = _batch_size(batch, "batch")
-    padded_size = -(-size // mesh.size) * mesh.size
-    if padded_size != size:
-        batch = jax.tree.map(
-            lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded_size - size, axis=0)]),
-            batch)
-    out = _jit_vmap(fn)(shard_batch(batch, mesh), *args)
-    return jax.tree.map(lambda x: x[:size], out)
+    out = _jit_vmap(fn)(shard_batch(pad_batch(batch, mesh.size), mesh), *args)
+    out = jax.tree.map(lambda x: x[:size], out)
+    if not mesh.is_multi_process:
+        return out
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(out, tiled=True)
+
+
+def pad_batch(tree: PyTree, multiple: int) -> PyTree:
+    """Each leaf of `tree` with its leading axis padded to a multiple of `multiple` by repeating
+    its last element (leaves are padded independently; a multiple already is unchanged)."""
+    def pad(x):
+        size = jnp.shape(x)[0]
+        extra = -(-size // multiple) * multiple - size
+        return x if not extra else jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)])
+
+    return jax.tree.map(pad, tree)
+
+
+def map_blocks(fn: Callable, batch: PyTree, *args, mesh: Optional[Mesh] = None) -> PyTree:
+    """`fn(batch, *args)` computed block by block, one block of the batch per device of `mesh`;
+    usable inside `jax.jit` and `jax.grad`.
+
+    Args:
+      fn: `fn(block, *args)` maps a block of `batch` (every leaf cut to the same items, a
+        leading axis of the block's size) to outputs of the same pytree structure as `batch`,
+        each output leaf a per-item result of its batch leaf (leading axis the size of that
+        leaf's block). Items must be independent: `fn` of a block is the block of `fn`.
+      batch: a pytree of arrays with leading item axes (the leaves may have different sizes:
+        e.g. training goals and held-out goals); None leaves are left out.
+      *args: broadcast arguments, replicated on every device; the gradient with respect to
+        them sums the blocks' contributions across devices (and processes).
+      mesh: the device mesh (default: `batch_mesh()`, every device of every process).
+
+    Returns:
+      `fn`'s outputs for the whole batch, as `fn(batch, *args)` would give them (to rounding):
+      each leaf is padded to a multiple of the number of devices `D` by repeating its last
+      item, split into `D` equal blocks by `jax.shard_map`, and the padding is dropped.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn: expected a function, got {type(fn).__name__}")
+    mesh = _check_mesh(mesh)
+    leaves = jax.tree.leaves(batch)
+    if not leaves or not all(jnp.ndim(x) for x in leaves):
+        raise ValueError("batch: every leaf needs a leading item axis")
+    sizes = jax.tree.map(lambda x: jnp.shape(x)[0], batch)
+    blocks = jax.tree.map(lambda _: PartitionSpec(AXIS), batch)
+    mapped = jax.shard_map(fn, mesh=mesh, in_specs=(blocks, *[PartitionSpec()] * len(args)),
+                           out_specs=blocks, check_vma=False)
+    out = mapped(pad_batch(batch, mesh.size), *args)
+    return jax.tree.map(lambda x, size: x[:size], out, sizes)
 
 
 def _check_mesh(mesh: Optional[Mesh]) -> Mesh:

@@ -41,6 +41,7 @@ import optiongrad as og
 from optiongrad._src.goal_models import goal_model_returns, goal_models, option_table
 from optiongrad._src.planning_time import goal_planning_sweeps
 from optiongrad.experiments import config as cfg
+from optiongrad.experiments import processes
 from optiongrad.experiments.figures import regime_name, write_figures
 from optiongrad.experiments.io import atomic_write, prepare_output, write_json
 from optiongrad.experiments.training import CHECKPOINT, METRICS, run_record, train
@@ -378,12 +379,15 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
     settings = dataclasses.replace(c, seed=0, steps=0, eval_every=1)
     every = c.held_out_every()
     shown = {}
+    # with several devices (several processes, or GPUs) the goals are split over all of them
+    mesh = processes.goal_mesh()
+    env, goals = processes.replicate((env, goals), mesh)
 
     def step(state):
         t = int(state[2])
         scored = t % every == 0 or t == c.steps - 1
         return _train_step(state, env, *goals, model=setup.model, settings=settings,
-                           evaluate=scored)
+                           evaluate=scored, mesh=mesh)
 
     def finish_row(row):
         row["train_normalized"] = setup.normalise(row["train_return"], setup.train)
@@ -403,7 +407,8 @@ def train_options(setup: Setup, out_dir: Optional[str] = None, *, resume: bool =
         steps=c.steps, out_dir=out_dir, resume=resume, progress=progress,
         description="option gradient", finish_row=finish_row,
         flags=cfg.flag_names(LearnOptionsConfig), columns=COLUMNS,
-        optional=("test_return", "test_normalized"), postfix=postfix)
+        optional=("test_return", "test_normalized"), postfix=postfix,
+        place=lambda state: processes.replicate(state, mesh))
     return state[0], rows
 
 
@@ -417,12 +422,12 @@ def _record(config: LearnOptionsConfig) -> dict:
     return run_record(record)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "settings", "evaluate"))
+@functools.partial(jax.jit, static_argnames=("model", "settings", "evaluate", "mesh"))
 def _train_step(state, env, train_goals, test_goals, batch_key, *, model, settings,
-                evaluate=True):
+                evaluate=True, mesh=None):
     """One Adam step on the option-gradient objective of a goal batch, with (if `evaluate`)
     the held-out goals' return from the same factorisation; `state = (params, opt_state, step
-    index)`."""
+    index)`; with a `mesh`, the goals are split over its devices (and the gradient summed)."""
     c = settings
     params, opt_state, step_index = state
     goals = train_goals
@@ -432,7 +437,7 @@ def _train_step(state, env, train_goals, test_goals, batch_key, *, model, settin
     (objective, aux), grad = jax.value_and_grad(og.option_gradient_objective, has_aux=True)(
         params, model, env, goals, eval_goals=test_goals if evaluate else None,
         temperature_options=c.temperature_options, planner=c.planner,
-        termination=c.termination, diversity_weight=c.diversity_weight)
+        termination=c.termination, diversity_weight=c.diversity_weight, mesh=mesh)
     updates, opt_state = _optimiser(c).update(jax.tree.map(jnp.negative, grad), opt_state)
     metrics = {"objective": objective, "train_return": aux["return"],
                "diversity": aux["diversity"], "grad_norm": optax.tree.norm(grad),
@@ -494,16 +499,23 @@ def run_learn_options(config: LearnOptionsConfig, out_dir: Optional[str] = None,
 
     `out_dir` is checked first: a finished or unfinished run there is refused unless `resume`
     (continue it) or `force` (start over). `shared` is the map's work from an earlier run of
-    the same configuration but its seed and steps (`MapWork`; made here when None)."""
+    the same configuration but its seed and steps (`MapWork`; made here when None).
+
+    With several processes (`experiments.processes`) every process calls this alike: the
+    goals of each training step are split over all their devices, and process 0 alone checks,
+    reads and writes `out_dir` (the others write nothing); every process returns the
+    results."""
     config.validate()
     if shared is not None:
         shared.check(config)
     lock = contextlib.nullcontext()
     if out_dir is not None:
-        lock = prepare_output(out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
-                              outputs=output_files(config), resume=resume, force=force)
-    with lock:
-        return _run(config, out_dir, resume, progress, shared)
+        lock = processes.first_process(functools.partial(
+            prepare_output, out_dir, finished=RESULTS_FILE, unfinished=(CHECKPOINT,),
+            outputs=output_files(config), resume=resume, force=force), f"--out {out_dir}")
+    with lock or contextlib.nullcontext():
+        return _run(config, out_dir if processes.is_writer() else None, resume, progress,
+                    shared)
 
 
 def _run(config: LearnOptionsConfig, out_dir: Optional[str], resume: bool, progress: bool,

@@ -5,21 +5,34 @@
 method and goal set, the mean over seeds of the normalised return with its 95% confidence
 interval (Student's t with $n - 1$ degrees of freedom), and the paired difference learned −
 best baseline per seed (the best baseline being the one with the highest mean held-out score)
-with its interval. Seeds run one after the other in this process and share the work that does
-not depend on the seed (`learn_options.MapWork`: reference returns, the seedless baselines and
-their scores), so each seed after the first costs its training and two methods' scores.
+with its interval.
+
+With `workers = 1` the seeds run one after the other in this process and share the work that
+does not depend on the seed (`learn_options.MapWork`: reference returns, the seedless baselines
+and their scores), so each seed after the first costs its training and two methods' scores.
+With `workers = W > 1` they run `W` at a time, each in a worker process of a
+`concurrent.futures.ProcessPoolExecutor` (spawned, so that each worker starts its own JAX
+runtime); a worker keeps its map's shared work for the next seed it runs. Each seed's numbers
+are those of the sequential run (a seed's run depends on nothing but its config), and each
+seed is still a complete, resumable run in its own directory; the workers are quiet and this
+process prints a line per finished seed.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
+import multiprocessing
 import os
 from typing import Optional, Sequence
+
+import jax
 
 import numpy as np
 import scipy.stats
 
+from optiongrad.experiments import processes
 from optiongrad.experiments.io import prepare_output, save_figure, write_json
 from optiongrad.experiments.learn_options import LearnOptionsConfig, MapWork, run_learn_options
 
@@ -51,38 +64,105 @@ def seed_dir(out_dir: str, seed: int) -> str:
     return os.path.join(out_dir, f"seed-{seed}")
 
 
+def default_workers(num_seeds: int) -> int:
+    """Worker processes for `num_seeds` seeds: one per CPU core this process may run on, at
+    most one per seed."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    return max(1, min(num_seeds, cores))
+
+
 def run_seeds(config: LearnOptionsConfig, seeds: Sequence[int], out_dir: Optional[str] = None,
-              *, resume: bool = False, force: bool = False, progress: bool = True) -> dict:
+              *, resume: bool = False, force: bool = False, progress: bool = True,
+              workers: Optional[int] = 1) -> dict:
     """Run the experiment for every seed of `seeds` (the config's own seed is replaced) and
     return the aggregate (`summarise`); with `out_dir`, each seed's run goes to
     `out_dir/seed-<n>` and the aggregate to `summary.json` and `summary.png`. `resume`
     continues every seed's run (a finished one is only re-evaluated); `force` starts all over.
+    `workers`: how many seeds run at a time, each in its own process (1: one after another in
+    this process; None: `default_workers`); the results are the same either way.
+
+    With several JAX processes (`experiments.processes`) every process calls this alike, with
+    `workers = 1`: each seed runs on all of them, and process 0 alone writes.
     """
     configs = [dataclasses.replace(config, seed=int(s)) for s in seeds]
     for c in configs:
         c.validate()
     if not configs:
         raise ValueError("--seeds: no seed given")
+    workers = default_workers(len(configs)) if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers: expected an integer >= 1, got {workers!r}")
+    if workers > 1 and jax.process_count() > 1:
+        raise ValueError("--workers: with several processes each seed runs on all of them, "
+                         "one seed after another; use --workers 1")
     lock = contextlib.nullcontext()
     if out_dir is not None:
         names = tuple(f"seed-{c.seed}" for c in configs)
-        lock = prepare_output(out_dir, finished=SUMMARY_FILE, unfinished=names,
-                              outputs=(SUMMARY_FILE, SUMMARY_FIGURE, *names), resume=resume,
-                              force=force)
-    with lock:
-        runs, shared = {}, MapWork(configs[0])
-        for c in configs:
-            if progress:
-                print(f"seed {c.seed} ({len(runs) + 1} of {len(configs)})", flush=True)
-            where = None if out_dir is None else seed_dir(out_dir, c.seed)
-            runs[c.seed] = run_learn_options(
-                c, where, resume=resume and where is not None and os.path.isdir(where),
-                progress=progress, shared=shared)
+        lock = processes.first_process(lambda: prepare_output(
+            out_dir, finished=SUMMARY_FILE, unfinished=names,
+            outputs=(SUMMARY_FILE, SUMMARY_FIGURE, *names), resume=resume, force=force),
+            f"--out {out_dir}")
+    jobs = [(c, None if out_dir is None else seed_dir(out_dir, c.seed)) for c in configs]
+    jobs = [(c, where, resume and where is not None and os.path.isdir(where))
+            for c, where in jobs]
+    with lock or contextlib.nullcontext():
+        if min(workers, len(jobs)) > 1:
+            runs = _in_parallel(jobs, workers, progress)
+        else:
+            runs, shared = {}, MapWork(configs[0])
+            for c, where, resume_seed in jobs:
+                if progress:
+                    print(f"seed {c.seed} ({len(runs) + 1} of {len(configs)})", flush=True)
+                runs[c.seed] = run_learn_options(c, where, resume=resume_seed,
+                                                 progress=progress, shared=shared)
         summary = summarise(runs)
-        if out_dir is not None:
+        if out_dir is not None and processes.is_writer():
             write_summary_figure(os.path.join(out_dir, SUMMARY_FIGURE), summary)
             write_json(os.path.join(out_dir, SUMMARY_FILE), summary)
     return summary
+
+
+def _in_parallel(jobs: list, workers: int, progress: bool) -> dict:
+    """`{seed: results}` of `jobs` (`(config, out_dir, resume)`), `workers` at a time in
+    spawned worker processes; the first error stops the seeds not yet started and is raised
+    once the running ones end."""
+    if progress:
+        print(f"seeds {[c.seed for c, _, _ in jobs]}: {min(workers, len(jobs))} at a time, "
+              "each in its own process", flush=True)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker, initargs=(bool(jax.config.jax_enable_x64),))
+    runs = {}
+    try:
+        futures = {pool.submit(_worker_run, *job): job[0].seed for job in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            seed = futures[future]
+            runs[seed] = future.result()
+            if progress:
+                test = runs[seed]["methods"]["learned"]["test"]["normalized_return"]
+                print(f"seed {seed} done ({len(runs)} of {len(jobs)}): learned options' "
+                      f"held-out normalised return {test:.3f}", flush=True)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return runs
+
+
+def _start_worker(float64: bool) -> None:
+    """A worker process computes in the precision of the process that started it."""
+    jax.config.update("jax_enable_x64", float64)
+
+
+_MAP_WORK: dict = {}   # a worker's shared work, per map configuration
+
+
+def _worker_run(config: LearnOptionsConfig, out_dir: Optional[str], resume: bool) -> dict:
+    """One seed's run in a worker process, quiet, sharing the worker's `MapWork`."""
+    key = dataclasses.replace(config, seed=0, steps=0)
+    if key not in _MAP_WORK:
+        _MAP_WORK[key] = MapWork(config)
+    return run_learn_options(config, out_dir, resume=resume, progress=False,
+                             shared=_MAP_WORK[key])
 
 
 def interval(values: Sequence[float], level: float = 0.95) -> dict:

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
+from optiongrad.experiments import processes
 from optiongrad.experiments.io import atomic_write, write_csv
 
 CHECKPOINT = "checkpoint.npz"
@@ -44,7 +45,7 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
           finish_row: Optional[Callable[[dict], dict]] = None, objective: str = "objective",
           postfix: Callable[[dict], dict] = lambda row: {},
           flags: Optional[dict] = None, columns: Optional[tuple] = None,
-          optional: tuple = ()):
+          optional: tuple = (), place: Callable = lambda state: state):
     r"""Run `state, metrics = step(state)` for steps $\mathrm{start} \dots \mathrm{steps} - 1$.
 
     Args:
@@ -63,20 +64,35 @@ def train(step: Callable, state, record: dict, *, steps: int, out_dir: Optional[
       columns: the metrics columns, in order (each row is checked, and so are the rows of a
         checkpoint).
       optional: the columns a row may leave empty (None: not measured at that step).
+      place: how the state (initial, or loaded from the checkpoint) is put on the devices
+        before the first step (e.g. `processes.replicate`).
+
+    With several processes (`experiments.processes`) every process calls `train` alike and
+    only process 0 passes `out_dir`: it reads the checkpoint, the others receive its step and
+    state (`processes.broadcast`), and it alone writes.
 
     Returns:
       `(state, rows)`: the final state and one metrics row per step (row `t` holds the
       metrics `step` computed at update `t`, and in "seconds" the wall time since the previous
       row, or since the start for the first: the first includes compilation).
     """
-    start, rows = 0, []
     path = None if out_dir is None else os.path.join(out_dir, CHECKPOINT)
-    if resume and path is not None and os.path.exists(path):
-        start, state, rows = load_checkpoint(path, record, state, flags, columns,
-                                             optional)
-        if start > steps:
-            raise ValueError(f"--steps: the checkpoint in {out_dir} already holds {start} "
-                             f"steps; resume with --steps >= {start}")
+
+    def resumed():
+        if not (resume and path is not None and os.path.exists(path)):
+            return 0, state, []
+        loaded = load_checkpoint(path, record, state, flags, columns, optional)
+        if loaded[0] > steps:
+            raise ValueError(f"--steps: the checkpoint in {out_dir} already holds "
+                             f"{loaded[0]} steps; resume with --steps >= {loaded[0]}")
+        return loaded
+
+    # with several processes, process 0 alone reads the checkpoint and hands it to the others
+    start, state, rows = processes.first_process(resumed, "resuming") or (0, state, [])
+    if jax.process_count() > 1:
+        start, state = processes.broadcast((start, state))
+        start, state = int(start), jax.tree.map(jax.numpy.asarray, state)
+    state = place(state)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=steps, initial=start, desc=description, disable=not progress)
