@@ -47,8 +47,8 @@ def parse_coordinator(text: str) -> tuple[str, int]:
 
 def check(coordinator: Optional[str] = None, num_processes: Optional[int] = None,
           process_id: Optional[int] = None) -> None:
-    """Raise `ValueError` naming the flag unless the three settings are given together and
-    consistent (a coordinator `HOST:PORT`, `N ≥ 1` processes, `0 ≤ I < N`), or none is given,
+    r"""Raise `ValueError` naming the flag unless the three settings are given together and
+    consistent (a coordinator `HOST:PORT`, $N \ge 1$ processes, $0 \le I < N$), or none is given,
     or only `num_processes = 1`."""
     given = {k: v for k, v in (("coordinator", coordinator), ("num_processes", num_processes),
                                ("process_id", process_id)) if v is not None}
