@@ -8,8 +8,9 @@ kernels can deadlock (README, "Known problems"). This times, alternately in one 
 systems the option gradient solves — 104 systems `(I − γ P_π) x = b` of 104 × 104 (four rooms,
 one per goal, γ = 0.99) and a thousand 12 × 12 ones — by `jax.vmap(jnp.linalg.solve)` (one
 batched call) and by `jax.vmap(optiongrad._src.linalg.solve)`, forward and with the gradient of
-`Σ x` with respect to the matrices and right-hand sides. Run it once with each JAX version to
-compare them; the ratio column is the library's time over the batched call's in this run.
+`Σ x` with respect to the matrices and right-hand sides. Run it with JAX 0.9 first and then with
+0.10 into the same `--json` file: with jaxlib 0.10 the batched call itself can deadlock, so that
+run times the library's path only and divides by the batched call's time from the 0.9 run.
 """
 
 from __future__ import annotations
@@ -47,17 +48,29 @@ def four_rooms_systems():
     return jnp.eye(grid.num_states) - 0.99 * p, jnp.ones(p.shape[:2], jnp.float32)
 
 
+BATCHED = ("jnp.linalg.solve (batched call), forward", "jnp.linalg.solve, value + gradient")
+
+
+def batched_calls_are_safe() -> bool:
+    """jaxlib before 0.10 runs a batched LAPACK call on its calling thread; from 0.10 on it may
+    split the call over the intra-op pool and deadlock (the value + gradient program makes two
+    such calls), so the batched runners are left out there and the ratios refer to the batched
+    call's times measured with the older JAX (`--json` file)."""
+    return tuple(int(x) for x in jax.__version__.split(".")[:2]) < (0, 10)
+
+
 def runners(a, b):
     def total(solve):
         return lambda a, b: jnp.sum(jax.vmap(solve)(a, b))
-    return {"jnp.linalg.solve (batched call), forward":
-                jax.jit(lambda: jax.vmap(jnp.linalg.solve)(a, b)),
-            "optiongrad linalg.solve (unbatched calls), forward":
-                jax.jit(lambda: jax.vmap(linalg.solve)(a, b)),
-            "jnp.linalg.solve, value + gradient":
-                jax.jit(lambda: jax.value_and_grad(total(jnp.linalg.solve), (0, 1))(a, b)),
-            "optiongrad linalg.solve, value + gradient":
-                jax.jit(lambda: jax.value_and_grad(total(linalg.solve), (0, 1))(a, b))}
+    fns = {BATCHED[0]: jax.jit(lambda: jax.vmap(jnp.linalg.solve)(a, b)),
+           "optiongrad linalg.solve (unbatched calls), forward":
+               jax.jit(lambda: jax.vmap(linalg.solve)(a, b)),
+           BATCHED[1]: jax.jit(lambda: jax.value_and_grad(total(jnp.linalg.solve), (0, 1))(a, b)),
+           "optiongrad linalg.solve, value + gradient":
+               jax.jit(lambda: jax.value_and_grad(total(linalg.solve), (0, 1))(a, b))}
+    if not batched_calls_are_safe():
+        fns = {name: fn for name, fn in fns.items() if name not in BATCHED}
+    return fns
 
 
 def main(argv=None):
@@ -66,12 +79,14 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="append the measurements to this file")
     args = parser.parse_args(argv)
     print(machine(), flush=True)
+    old = json.load(open(args.json)) if args.json and os.path.exists(args.json) else []
     rows = []
     for case, (a, b) in (("104 systems of 104 × 104 (four rooms)", four_rooms_systems()),
                          ("1000 systems of 12 × 12", systems(1000, 12))):
         seconds = alternate(runners(a, b), args.repeats)
-        base = {"forward": seconds["jnp.linalg.solve (batched call), forward"],
-                "gradient": seconds["jnp.linalg.solve, value + gradient"]}
+        earlier = {r["runner"]: r["ms"] / 1e3 for r in old if r["case"] == case}
+        batched = {name: seconds.get(name, earlier.get(name, float("nan"))) for name in BATCHED}
+        base = {"forward": batched[BATCHED[0]], "gradient": batched[BATCHED[1]]}
         for name, t in seconds.items():
             ratio = t / base["gradient" if "gradient" in name else "forward"]
             rows.append({"jax": jax.__version__, "case": case, "runner": name,
@@ -79,7 +94,6 @@ def main(argv=None):
             print(f"JAX {jax.__version__} | {case} | {name} | {t * 1e3:.2f} ms | "
                   f"{ratio:.2f}×", flush=True)
     if args.json:
-        old = json.load(open(args.json)) if os.path.exists(args.json) else []
         json.dump(old + rows, open(args.json, "w"), indent=1)
 
 
