@@ -42,6 +42,12 @@ SLOW_IDS = (
     "tests/test_option_gradient.py::test_gradient_finite_over_temperatures_and_budgets[10.0-N1]",
     "tests/test_option_gradient.py::test_gradient_finite_over_temperatures_and_budgets[0.01-N3]",
     "tests/test_gym.py::test_tabular_env_mean_return_is_the_value[float32]",
+    "tests/test_option_gradient.py::test_goal_returns_equal_reference_hierarchical_return[True-2]",
+    "tests/test_option_gradient.py::test_goal_returns_equal_reference_hierarchical_return[False-2]",
+    "tests/test_option_gradient.py::test_gradient_matches_central_finite_differences[3-state-True]",
+    "tests/test_goal_sweeps.py::test_sweep_returns_equal_the_dense_per_goal_reference[float64-0.2-True-3-True]",
+    "tests/test_goal_models.py::test_values_in_chunks_equal_dense_evaluation[5]",
+    "tests/test_goal_models.py::test_values_in_chunks_equal_dense_evaluation[7]",
 )
 
 
