@@ -70,9 +70,17 @@ def newton_step(mdp: MDP, q: Array, temperature, kind: str = "logsumexp",
     $r + \gamma P v$ with $v = (I - \gamma P_\pi)^{-1} (r_\pi + m_\tau(Q) - \sum_a \pi Q)$: the
     soft value of $\pi$, whose per-state bonus is $\tau H(\pi)$ for logsumexp and 0 for max.
     `mdp` may be an `OptionModelMDP`."""
-    policy = backup_policy(q, temperature, kind, mask)
     d = bellman_residual(mdp, q, temperature, kind, mask)
-    return chord_step(mdp, q, d, policy, factor(mdp, policy))
+    return _newton(mdp, q, d, temperature, kind, mask)[0]
+
+
+def _newton(mdp: MDP, q: Array, d: Array, temperature, kind: str,
+            mask: Optional[Array]) -> tuple[Array, Array, tuple[Array, Array]]:
+    """`newton_step` from `Q` and its residual `d`, with the policy and the factors it used
+    (for the chord steps that follow)."""
+    policy = backup_policy(q, temperature, kind, mask)
+    factors = factor(mdp, policy)
+    return chord_step(mdp, q, d, policy, factors), policy, factors
 
 
 def bellman_residual(mdp: MDP, q: Array, temperature, kind: str,
@@ -149,9 +157,7 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
 
     def body(carry):
         k, (q, d, norm, _), _ = carry
-        policy = backup_policy(q, temperature, kind, mask)
-        factors = factor(mdp, policy)
-        q_next = chord_step(mdp, q, d, policy, factors)
+        q_next, policy, factors = _newton(mdp, q, d, temperature, kind, mask)
         d_next, n_next = residual(q_next)
         rate = n_next / norm
         chords = jax.lax.while_loop(
@@ -162,23 +168,21 @@ def policy_iteration_q(mdp: MDP, temperature, kind: str, init: Array, tol: float
 
     zero = jnp.asarray(0, init.dtype)
     start = (init, *residual(init), zero)
-    steps, (q, _, _, _), _ = jax.lax.while_loop(cond, body, (jnp.int32(0), start, zero))
-    return sub_solution(mdp, q, temperature, kind, tol, mask), steps
+    steps, (q, d, _, _), _ = jax.lax.while_loop(cond, body, (jnp.int32(0), start, zero))
+    return sub_solution(mdp, q, d, tol), steps
 
 
-def sub_solution(mdp: MDP, q: Array, temperature, kind: str, tol: float,
-                 mask: Optional[Array] = None) -> Array:
-    r"""`Q` as it is if its residual $\Vert T(Q) - Q\Vert _\infty$ meets `tol` (plain iteration confirms it in
-    one sweep); otherwise shifted down just enough to be a sub-solution, $T(Q) \ge Q$, so that
-    the plain sweeps that finish from it rise monotonically to the fixed point, as they do
-    from below.
+def sub_solution(mdp: MDP, q: Array, d: Array, tol: float) -> Array:
+    r"""`Q` as it is if its residual `d` ($= T(Q) - Q$, `(S, A)`) meets
+    $\Vert d\Vert_\infty \le \mathrm{tol}$ (plain iteration confirms it in one sweep);
+    otherwise shifted down just enough to be a sub-solution, $T(Q) \ge Q$, so that the plain
+    sweeps that finish from it rise monotonically to the fixed point, as they do from below.
 
     With $d = T(Q) - Q \ge m$ and `T(Q + c) = T(Q) + c P1` (`P1` the row sums of $\gamma P$, at most
     $\rho < 1$), the shift $c = \min(m, 0) / (1 - \rho)$ gives $T(Q + c) - (Q + c) \ge 0$. Where
     Newton stops at the rounding floor of its solves (float32), a start slightly above the
     fixed point can make the finishing sweeps cycle by an ulp forever when the tolerance is
     below the values' ulp; from below they reach the float32 fixed point itself."""
-    d = bellman_residual(mdp, q, temperature, kind, mask)
     rate = mdp.discount * jnp.max(jnp.sum(mdp.transitions, axis=-1))
     shift = jnp.minimum(jnp.min(d), 0) / jnp.where(rate < 1, 1 - rate, jnp.inf)
     return q + jnp.where(jnp.max(jnp.abs(d)) <= tol, 0.0, shift)
