@@ -1,16 +1,28 @@
-"""Batched dense solves: the library's unbatched-LAPACK path against JAX's batched call.
+"""Batched dense solves: the library's path under each JAX against JAX 0.9's batched call.
 
-    python benchmarks/linalg.py [--repeats 15] [--json out.json]
+    python benchmarks/linalg.py [--repeats 30] [--json out.json]
 
-Every dense solve of optiongrad goes through `optiongrad._src.linalg`, which makes unbatched
-LAPACK calls only (under `vmap`, a loop over the matrices), because jaxlib 0.10's batched LAPACK
-kernels can deadlock (README, "Known problems"). This times, alternately in one process, the
-systems the option gradient solves — 104 systems `(I − γ P_π) x = b` of 104 × 104 (four rooms,
-one per goal, γ = 0.99) and a thousand 12 × 12 ones — by `jax.vmap(jnp.linalg.solve)` (one
-batched call) and by `jax.vmap(optiongrad._src.linalg.solve)`, forward and with the gradient of
-`Σ x` with respect to the matrices and right-hand sides. Run it with JAX 0.9 first and then with
-0.10 into the same `--json` file: with jaxlib 0.10 the batched call itself can deadlock, so that
-run times the library's path only and divides by the batched call's time from the 0.9 run.
+Every dense solve of optiongrad goes through `optiongrad._src.linalg`, which never makes a
+LAPACK call that jaxlib 0.10 would split over its thread pool (such calls can deadlock: README,
+"Known problems"); under `vmap` it makes one batched call per chunk of small matrices and one
+call per large matrix. This times, alternately in one process, the systems the option gradient
+solves — 104 systems `(I − γ P_π) x = b` of 104 × 104 (four rooms, one per goal, γ = 0.99) and
+a thousand 12 × 12 ones — by `jax.vmap(jnp.linalg.solve)` (one batched call) and by
+`jax.vmap(optiongrad._src.linalg.solve)`, forward and with the gradient of `Σ x` with respect
+to the matrices and right-hand sides.
+
+The target compares versions, which cannot share a process: run the script under JAX 0.9.2
+and under 0.10 into the same `--json` file, alternately and several times (one run is a
+*round*), for example
+
+    export PYTHONPATH=src
+    for i in 1 2 3 4; do .venv-oldest/bin/python benchmarks/linalg.py --json l.json
+                         .venv/bin/python benchmarks/linalg.py --json l.json; done
+
+Each run prints its own times, then the summary of every round in the file: per JAX version,
+case and runner the median over rounds, and its ratio to the median of 0.9's batched call.
+With jaxlib 0.10 the batched call itself can deadlock, so runs there time the library's path
+only.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 
 import jax
@@ -29,6 +42,10 @@ import optiongrad as og  # noqa: E402
 from common import machine  # noqa: E402
 from optiongrad._src import linalg  # noqa: E402
 from solvers import alternate  # noqa: E402
+
+CASES = ("104 systems of 104 × 104 (four rooms)", "1000 systems of 12 × 12")
+BATCHED = "jnp.linalg.solve (one batched call)"
+LIBRARY = "optiongrad linalg.solve"
 
 
 def systems(count: int, size: int, seed: int = 0):
@@ -48,53 +65,68 @@ def four_rooms_systems():
     return jnp.eye(grid.num_states) - 0.99 * p, jnp.ones(p.shape[:2], jnp.float32)
 
 
-BATCHED = ("jnp.linalg.solve (batched call), forward", "jnp.linalg.solve, value + gradient")
-
-
 def batched_calls_are_safe() -> bool:
     """jaxlib before 0.10 runs a batched LAPACK call on its calling thread; from 0.10 on it may
     split the call over the intra-op pool and deadlock (the value + gradient program makes two
-    such calls), so the batched runners are left out there and the ratios refer to the batched
-    call's times measured with the older JAX (`--json` file)."""
+    such calls), so the batched runners are left out there."""
     return tuple(int(x) for x in jax.__version__.split(".")[:2]) < (0, 10)
 
 
-def runners(a, b):
-    def total(solve):
-        return lambda a, b: jnp.sum(jax.vmap(solve)(a, b))
-    fns = {BATCHED[0]: jax.jit(lambda: jax.vmap(jnp.linalg.solve)(a, b)),
-           "optiongrad linalg.solve (unbatched calls), forward":
-               jax.jit(lambda: jax.vmap(linalg.solve)(a, b)),
-           BATCHED[1]: jax.jit(lambda: jax.value_and_grad(total(jnp.linalg.solve), (0, 1))(a, b)),
-           "optiongrad linalg.solve, value + gradient":
-               jax.jit(lambda: jax.value_and_grad(total(linalg.solve), (0, 1))(a, b))}
-    if not batched_calls_are_safe():
-        fns = {name: fn for name, fn in fns.items() if name not in BATCHED}
+def runners(a, b) -> dict:
+    """`{(runner, mode): thunk}`, each thunk a compiled call on `a, b`."""
+    fns = {}
+    solvers = {LIBRARY: linalg.solve}
+    if batched_calls_are_safe():
+        solvers[BATCHED] = jnp.linalg.solve
+    for name, solve in solvers.items():
+        def total(a, b, solve=solve):
+            return jnp.sum(jax.vmap(solve)(a, b))
+        forward = jax.jit(jax.vmap(solve)).lower(a, b).compile()
+        gradient = jax.jit(jax.value_and_grad(total, (0, 1))).lower(a, b).compile()
+        fns[name, "forward"] = lambda f=forward: f(a, b)
+        fns[name, "value + gradient"] = lambda f=gradient: f(a, b)
     return fns
+
+
+def summary(rows: list) -> list[str]:
+    """Per (JAX, case, runner, mode): the median over rounds and its ratio to the median of
+    JAX 0.9's batched call in the same case and mode (`nan` until a 0.9 round is in)."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["jax"], r["case"], r["runner"], r["mode"]), []).append(r["ms"])
+    base = {(case, mode): statistics.median(ms) for (version, case, runner, mode), ms
+            in groups.items() if runner == BATCHED and version.startswith("0.9")}
+    lines = ["| JAX | systems | runner | mode | rounds | median ms | ÷ 0.9's batched call |",
+             "|---|---|---|---|---|---|---|"]
+    for (version, case, runner, mode), ms in sorted(groups.items(),
+                                                    key=lambda kv: (kv[0][1], kv[0][3])):
+        median = statistics.median(ms)
+        ratio = median / base.get((case, mode), float("nan"))
+        lines.append(f"| {version} | {case} | {runner} | {mode} | {len(ms)} | {median:.2f} | "
+                     f"{ratio:.2f}× |")
+    return lines
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--json", default=None, help="append the measurements to this file")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--json", default=None, help="add this round to this file")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        raise ValueError(f"--repeats: expected at least 1, got {args.repeats}")
     print(machine(), flush=True)
     old = json.load(open(args.json)) if args.json and os.path.exists(args.json) else []
     rows = []
-    for case, (a, b) in (("104 systems of 104 × 104 (four rooms)", four_rooms_systems()),
-                         ("1000 systems of 12 × 12", systems(1000, 12))):
-        seconds = alternate(runners(a, b), args.repeats)
-        earlier = {r["runner"]: r["ms"] / 1e3 for r in old if r["case"] == case}
-        batched = {name: seconds.get(name, earlier.get(name, float("nan"))) for name in BATCHED}
-        base = {"forward": batched[BATCHED[0]], "gradient": batched[BATCHED[1]]}
-        for name, t in seconds.items():
-            ratio = t / base["gradient" if "gradient" in name else "forward"]
-            rows.append({"jax": jax.__version__, "case": case, "runner": name,
-                         "ms": t * 1e3, "ratio": ratio})
-            print(f"JAX {jax.__version__} | {case} | {name} | {t * 1e3:.2f} ms | "
-                  f"{ratio:.2f}×", flush=True)
+    for case, (a, b) in zip(CASES, (four_rooms_systems(), systems(1000, 12))):
+        for (runner, mode), t in alternate(runners(a, b), args.repeats).items():
+            rows.append({"jax": jax.__version__, "case": case, "runner": runner,
+                         "mode": mode, "ms": t * 1e3})
+            print(f"JAX {jax.__version__} | {case} | {runner} | {mode} | {t * 1e3:.2f} ms",
+                  flush=True)
     if args.json:
-        json.dump(old + rows, open(args.json, "w"), indent=1)
+        with open(args.json, "w") as f:
+            json.dump(old + rows, f, indent=1)
+    print("\n".join(summary(old + rows)))
 
 
 if __name__ == "__main__":

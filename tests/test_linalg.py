@@ -68,18 +68,44 @@ def test_lu_solve_both_ways_and_batched():
     close(got, np.stack([np.linalg.solve(x.T, y) for x, y in zip(a[0], b[0])]))
 
 
-def test_no_batched_lapack_call_in_the_program():
-    """Batched LAPACK calls split over XLA's intra-op pool in jaxlib 0.10 and can deadlock
-    (module docstring): a vmapped solve and its gradient must call LAPACK one matrix at a
-    time."""
-    a, b, _ = systems(3)
+def lapack_calls(hlo: str):
+    """`(target, batch, work)` of every LAPACK call in compiled HLO text, with jaxlib's flop
+    estimate per call (`batch × cost per matrix`; the library solves with the matrix on the
+    left, so a `trsm` on `y (rows, cols)` costs `rows · cols · rows`)."""
+    calls = []
+    for shape, target in re.findall(
+            r"= \(?(\w+\[[\d,]*\])[^=]*? custom-call\(.*?custom_call_target=\"(lapack_\w+)\"", hlo):
+        dims = [int(d) for d in re.search(r"\[([\d,]*)\]", shape).group(1).split(",") if d]
+        *batch, rows, cols = dims
+        size = int(np.prod(batch)) if batch else 1
+        cost = rows * cols * min(rows, cols) if "getrf" in target else rows * cols * rows
+        calls.append((target, size, size * cost))
+    return calls
+
+
+@pytest.mark.parametrize("count, n", [(300, 12), (5, 64)])
+def test_no_lapack_call_is_split_over_threads(count, n):
+    """jaxlib 0.10 splits a batched LAPACK call of 2·10⁵ estimated flops or more over XLA's
+    intra-op pool, which can deadlock (module docstring): every call of a vmapped solve and
+    its gradient must stay below that, in chunks of small matrices (300 of 12 × 12) or one
+    matrix at a time (64 × 64), and the values must not change."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(2, count, n, n)) + 3 * np.sqrt(n) * np.eye(n)
+    b = rng.normal(size=(2, count, n))
 
     def loss(a, b):
         return jnp.sum(jax.vmap(jax.vmap(linalg.solve))(a, b) ** 2)
 
-    hlo = jax.jit(jax.value_and_grad(loss)).lower(a, b).compile().as_text()
-    calls = re.findall(r"= (\([^=]*?\)|\S+) custom-call\(.*?custom_call_target=\"lapack_", hlo)
-    assert calls
-    for shape in calls:
-        first = re.search(r"\[([\d,]*)\]", shape).group(1).split(",")
-        assert len(first) <= 2, f"batched LAPACK call {shape}"
+    hlo = jax.jit(jax.value_and_grad(loss, (0, 1))).lower(a, b).compile().as_text()
+    calls = lapack_calls(hlo)
+    assert {"getrf" in t for t, _, _ in calls} == {True, False}
+    # one matrix is never split, whatever its size
+    assert all(size == 1 or work < linalg._SPLIT_WORK for _, size, work in calls), calls
+    if n == 12:
+        assert max(size for _, size, _ in calls) > 1    # chunks, not one matrix at a time
+    value, grads = jax.jit(jax.value_and_grad(loss, (0, 1)))(a, b)
+    want_value, want_grads = jax.value_and_grad(
+        lambda a, b: jnp.sum(jnp.linalg.solve(a, b[..., None]) ** 2), (0, 1))(a, b)
+    close(value, want_value)
+    for got, want in zip(grads, want_grads):
+        close(got, want)
