@@ -10,9 +10,9 @@ implicit adjoints — is solved here, by one LU factorisation with partial pivot
     Aᵀ x = b     ⇔   L y = P b,   U x = y.
 
 LAPACK works on column-major matrices and XLA stores row-major ones, so a row-major `A` is a
-column-major `Aᵀ` as it lies in memory: factorising `Aᵀ`, and keeping its factors `F = L + U − I`
-as the row-major `G = Fᵀ`, hands LAPACK every matrix without a transposing copy (that saved 15 %
-of a batched solve of 104 systems of 104 × 104).
+column-major `Aᵀ` as it lies in memory: factorising `Aᵀ`, and keeping its factors
+`F = L + U − I` as the row-major `G = Fᵀ`, hands LAPACK every matrix without a transposing
+copy (that saved 14–16 % of a batched solve of 104 systems of 104 × 104).
 
 Why not `jnp.linalg.solve`: under `vmap` it becomes *one* batched LAPACK call, and jaxlib
 0.10.0–0.11.0 split a batched call whose estimated work (batch × `n³` for `getrf`, `n² m` for
@@ -30,8 +30,8 @@ fast, and in chunks of 124 of 40 × 40 and 347 of 24 × 24, like factorisations 
 115 of 12 × 12, 1.1–1.7× faster). A further `vmap` over
 a chunk merges its axis into the batch and chunks again, so no nesting of `vmap`s can make a
 call larger. A batch of right-hand sides that share one matrix becomes the columns of a
-single (unbatched) solve. With jaxlib 0.9, which never splits, the same path takes the time of
-its batched call; `benchmarks/linalg.py` compares the two.
+single (unbatched) solve. Under jaxlib 0.9 (which never splits) as under 0.10, this path is
+faster than jaxlib 0.9's one batched call (`benchmarks/linalg.py`; README, "Known problems").
 
 Derivatives: `solve` is a `lax.custom_linear_solve`, so forward and reverse mode see the
 implicit-function rules `dx = A^{-1}(db − dA x)` and `b̄ = A^{-T} x̄`, `Ā = −b̄ xᵀ`, evaluated
