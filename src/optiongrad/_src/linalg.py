@@ -76,9 +76,9 @@ def _all_batched(tree):
 def _unsplit(plain: Callable, cost: Callable[..., int]) -> Callable:
     """`plain` (one matrix's LAPACK work, positional array arguments) as a function whose
     `vmap` makes no LAPACK call that jaxlib would split: the batch in one call if
-    `size × cost(*args) < _SPLIT_WORK` (`cost` of one matrix's arguments, jaxlib's estimate),
-    else `lax.map` over chunks of `_chunk(cost)` matrices or, below `_MIN_CHUNK`, one matrix
-    at a time. The chunk's batched call is itself custom-batched: an outer `vmap` merges its
+    `size × cost(*args) < _SPLIT_WORK` (`cost` of the shapes and dtypes of one matrix's
+    arguments, jaxlib's estimate), else `lax.map` over chunks of `_chunk(cost)` matrices or,
+    below `_MIN_CHUNK`, one matrix at a time. The chunk's batched call is itself custom-batched: an outer `vmap` merges its
     axis into the chunk's and chunks again."""
     op = custom_vmap(plain)
     chunk_op = custom_vmap(jax.vmap(plain))
@@ -93,7 +93,7 @@ def _unsplit(plain: Callable, cost: Callable[..., int]) -> Callable:
     @op.def_vmap
     def batched(axis_size, in_batched, *args):
         args = tuple(_moved_front(x, b, axis_size) for x, b in zip(args, in_batched))
-        chunk = _chunk(cost(*(x[0] for x in args)))
+        chunk = _chunk(cost(*(jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in args)))
         if axis_size <= chunk:
             out = chunk_op(*args)
         else:
