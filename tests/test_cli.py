@@ -166,9 +166,11 @@ def test_cli_planning_time_reproduces_sutton_1999(tmp_path):
     (["--budget", "0"], ["--budget"]),
     (["--options", "106"], ["--options", "104"]),
 ])
-def test_four_rooms_flags_are_checked_before_any_work(tmp_path, argv, phrases):
+def test_four_rooms_flags_are_checked_before_any_work(tmp_path, capfd, argv, phrases):
+    # in this process (`cli.main`, what `python -m optiongrad.cli` calls): a fresh process per
+    # case would spend its time importing JAX; the refusals below also run in fresh processes
     out = tmp_path / "never"
-    refused(optiongrad("four-rooms", "--out", str(out), *argv), *phrases)
+    refused(_in_process(capfd, "four-rooms", "--out", str(out), *argv, "--quiet"), *phrases)
     assert not out.exists()
 
 
@@ -178,9 +180,9 @@ def test_four_rooms_flags_are_checked_before_any_work(tmp_path, argv, phrases):
     (["irg", "--slip", "true"], ["--slip"]),
     (["planning-time", "--options", "106"], ["--options", "104"]),
 ])
-def test_other_commands_check_their_flags_before_any_work(tmp_path, argv, phrases):
+def test_other_commands_check_their_flags_before_any_work(tmp_path, capfd, argv, phrases):
     out = tmp_path / "never"
-    refused(optiongrad(*argv, "--out", str(out)), *phrases)
+    refused(_in_process(capfd, *argv, "--out", str(out), "--quiet"), *phrases)
     assert not out.exists()
 
 
@@ -206,13 +208,17 @@ def _fake_run(out, **config):
     save_checkpoint(str(out / "checkpoint.npz"), record, 1, (), [row])
 
 
-def test_resume_refuses_another_precision_or_config(tmp_path):
+def test_resume_refuses_another_precision_or_config(tmp_path, capfd):
+    """The first refusal by `python -m optiongrad.cli` in a fresh process, the others by
+    `cli.main` in this one."""
     _fake_run(tmp_path)
     refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--float32"),
             "--resume", "computed in float64", "this run in float32 (--float32)")
-    refused(optiongrad("four-rooms", "--out", str(tmp_path), "--resume", "--lr", "0.2"),
+    refused(_in_process(capfd, "four-rooms", "--out", str(tmp_path), "--resume", "--lr", "0.2",
+                        "--quiet"),
             "--resume", "learning_rate (--lr) = 0.1", "this run has 0.2")
-    refused(optiongrad("four-rooms", "--out", str(tmp_path)), "unfinished run", "--resume")
+    refused(_in_process(capfd, "four-rooms", "--out", str(tmp_path), "--quiet"),
+            "unfinished run", "--resume")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not-a-checkpoint",
