@@ -78,8 +78,8 @@ def _unsplit(plain: Callable, cost: Callable[..., int]) -> Callable:
     `vmap` makes no LAPACK call that jaxlib would split: the batch in one call if
     `size × cost(*args) < _SPLIT_WORK` (`cost` of the shapes and dtypes of one matrix's
     arguments, jaxlib's estimate), else `lax.map` over chunks of `_chunk(cost)` matrices or,
-    below `_MIN_CHUNK`, one matrix at a time. The chunk's batched call is itself custom-batched: an outer `vmap` merges its
-    axis into the chunk's and chunks again."""
+    below `_MIN_CHUNK`, one matrix at a time. The chunk's batched call is itself
+    custom-batched: an outer `vmap` merges its axis into the chunk's and chunks again."""
     op = custom_vmap(plain)
     chunk_op = custom_vmap(jax.vmap(plain))
 
