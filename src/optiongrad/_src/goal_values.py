@@ -44,7 +44,6 @@ import jax
 import jax.numpy as jnp
 
 from optiongrad._src import checks, linalg
-from optiongrad._src.linalg import lu_factor, lu_solve
 
 Array = jax.Array
 
@@ -96,18 +95,14 @@ def goal_values(models, mu: Array, *, chunk: Optional[int] = None) -> Array:
     (`(T, S, J)` per slot for compact models) in every goal task of `models` (`GoalModels`),
     shape `(T, S)`, one `(S, S)` solve per goal.
 
-    Goals are solved one at a time (`lax.map`: the unbatched LAPACK kernels are the faster
-    ones on CPU). When all `T` matrices $P^O_{\mu,g}$ would not fit in about 128 MB, they are
-    formed `chunk` goals at a time and rematerialised in the backward pass (`jax.checkpoint`),
-    so memory stays $O(\mathrm{chunk} \cdot S^2)$; `chunk` defaults to what fits (`default_chunk`). For the
+    The goals' solves go through `optiongrad._src.linalg` under `vmap` (no LAPACK call that
+    jaxlib would split; one goal at a time at the library's sizes). When all `T` matrices
+    $P^O_{\mu,g}$ would not fit in about 128 MB, they are formed `chunk` goals at a time and
+    rematerialised in the backward pass (`jax.checkpoint`), so memory stays $O(\mathrm{chunk} \cdot S^2)$; `chunk` defaults to what fits (`default_chunk`). For the
     returns $s_{0,g} \cdot v_g$ use `goal_policy_returns`, whose derivative is cheaper.
     """
     r_mu = jnp.sum(mu * models.rewards, axis=-1)
-
-    def solve(system, r_mu):
-        return jax.lax.map(lambda ab: linalg.solve(*ab), (system, r_mu))
-
-    return _by_chunks(models, mu, (r_mu,), solve, _chunk(models, mu, chunk), remat=True)
+    return _by_chunks(models, mu, (r_mu,), linalg.solve, _chunk(models, mu, chunk), remat=True)
 
 
 def goal_policy_returns(models, mu: Array, *, chunk: Optional[int] = None) -> Array:
@@ -130,10 +125,10 @@ def _values_and_visits(chunk: int, models, mu: Array, visits: bool):
     def solve(system, r_mu, s0):
         def one(args):
             a, r, s0 = args
-            factors = lu_factor(a)
-            v = lu_solve(factors, r)
-            return (v, lu_solve(factors, s0, trans=1)) if visits else v
-        return jax.lax.map(one, (system, r_mu, s0))
+            factors = linalg.lu_factor(a)
+            v = linalg.lu_solve(factors, r)
+            return (v, linalg.lu_solve(factors, s0, trans=1)) if visits else v
+        return jax.vmap(one)((system, r_mu, s0))
 
     return _by_chunks(models, mu, (r_mu, models.initial), solve, chunk)
 
